@@ -1,0 +1,291 @@
+"""The exact minimiser of DTO's Eq. 3, for one scene or batched over many scenes.
+
+    min_{s, t}  sum_i ( h_i (s d_i + t) / z_i - mu_i )^2 / sigma_i^2    s.t.  s_min <= s <= s_max
+
+h_i teacher T-pose height, z_i teacher depth, d_i representative relative depth, N(mu_i, sigma_i^2)
+the height prior; the corrected depth of person i is z_i* = s d_i + t.
+
+Writing g_i = h_i / z_i, the objective is sum_i w_i (s d_i + t - y_i)^2 with weights
+w_i = (g_i / sigma_i)^2 and y_i = mu_i / g_i, the depth at which person i would have the prior
+mean height. So (s, t) is a weighted linear regression of y on d. Its unconstrained solution is
+s = S_dy / S_dd, t = y_bar - s d_bar (weighted means and centred sums). Eliminating t leaves a
+convex 1-D quadratic in s, so clamping s to [s_min, s_max] and re-solving t = y_bar - s d_bar is
+the exact KKT solution (paper supp. Eqs. 14-19). Sums are taken on d shifted by each scene's
+first d, in two passes, which keeps full precision when the d_i are large and close together.
+
+If all d_i of a scene are equal (always so for one person) s is not identifiable: it is fixed at
+s_min if finite, else s_max if finite (t then follows exactly); with no finite bound s and t are
+NaN and the status says UNDETERMINED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+__all__ = [
+    "AffineDepthFit",
+    "SolveStatus",
+    "corrected_heights",
+    "fit_affine_depth",
+    "fit_affine_depth_batch",
+    "solve_affine_depth",
+    "solve_affine_depth_batch",
+    "solve_affine_depth_padded",
+    "standardized_residuals",
+]
+
+
+class SolveStatus(IntEnum):
+    """How the solution of a scene was obtained."""
+
+    INTERIOR = 0  # the unconstrained minimiser satisfies the bounds
+    AT_LOWER = 1  # s = s_min (lower bound active)
+    AT_UPPER = 2  # s = s_max (upper bound active)
+    SCALE_AT_BOUND = 3  # all d_i equal: s unidentifiable, fixed at the finite bound, t exact
+    UNDETERMINED = 4  # all d_i equal and no finite bound: s, t are NaN
+    EMPTY = 5  # the scene has no person: s, t are NaN
+
+
+@dataclass(frozen=True)
+class AffineDepthFit:
+    """Solutions of S scenes: arrays of length S (scalars as 0-d arrays for one scene)."""
+
+    scale: np.ndarray  # s_d, metres per unit of relative depth
+    shift: np.ndarray  # t_d, metres
+    status: np.ndarray  # SolveStatus values
+    scale_unconstrained: np.ndarray  # minimiser without bounds (NaN where unidentifiable)
+
+
+def _check_positive(name: str, x: np.ndarray) -> None:
+    # min/max propagate NaN, so one reduction each catches NaN, inf and non-positive values
+    if x.size and x.min() > 0 and x.max() < np.inf:
+        return
+    bad = np.flatnonzero(~(np.isfinite(x) & (x > 0)))[0]
+    raise ValueError(f"{name}[{bad}] = {x[bad]!r}: must be finite and > 0")
+
+
+def _check_finite(name: str, x: np.ndarray) -> None:
+    if x.size and x.min() > -np.inf and x.max() < np.inf:
+        return
+    bad = np.flatnonzero(~np.isfinite(x))[0]
+    raise ValueError(f"{name}[{bad}] = {x[bad]!r}: must be finite")
+
+
+def _person_arrays(
+    h_hat: np.ndarray, z_hat: np.ndarray, d: np.ndarray, mu: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    arrays = [np.asarray(x, dtype=np.float64) for x in (h_hat, z_hat, d, mu, sigma)]
+    names = ("h_hat", "z_hat", "d", "mu", "sigma")
+    n = arrays[0].shape
+    for name, x in zip(names, arrays, strict=True):
+        if x.ndim != 1 or x.shape != n:
+            raise ValueError(f"{name} must be 1-D of the same length as h_hat {n}, got {x.shape}")
+    for name, x in zip(names, arrays, strict=True):
+        if name == "d":
+            _check_finite(name, x)
+        else:
+            _check_positive(name, x)
+    return tuple(arrays)
+
+
+def _bounds(s_min, s_max, num_scenes: int) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.broadcast_to(np.asarray(s_min, dtype=np.float64), (num_scenes,))
+    hi = np.broadcast_to(np.asarray(s_max, dtype=np.float64), (num_scenes,))
+    bad = np.flatnonzero(np.isnan(lo) | np.isnan(hi) | (lo > hi) | (lo == np.inf) | (hi == -np.inf))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"scene {i}: bounds s_min={lo[i]!r}, s_max={hi[i]!r} are not an interval")
+    return lo, hi
+
+
+def _check_offsets(offsets, num_persons: int) -> np.ndarray:
+    offsets = np.asarray(offsets)
+    if offsets.ndim != 1 or offsets.size < 1 or not np.issubdtype(offsets.dtype, np.integer):
+        raise ValueError(f"offsets must be a 1-D integer array of S+1 entries, got {offsets!r}")
+    if offsets[0] != 0 or offsets[-1] != num_persons:
+        raise ValueError(
+            f"offsets must start at 0 and end at the number of persons {num_persons}, "
+            f"got {offsets[0]}..{offsets[-1]}"
+        )
+    bad = np.flatnonzero(np.diff(offsets) < 0)
+    if bad.size:
+        raise ValueError(f"offsets must be non-decreasing: offsets[{bad[0] + 1}] < offsets[{bad[0]}]")
+    return offsets.astype(np.intp, copy=False)
+
+
+def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi) -> AffineDepthFit:
+    """Batched closed form on validated flat arrays; see the module docstring."""
+    counts = np.diff(offsets)
+    num_scenes = counts.size
+    nonempty = counts > 0
+    all_nonempty = bool(nonempty.all())
+    starts = offsets[:-1][nonempty]
+    counts_ne = counts[nonempty]
+
+    def scene_sum(x: np.ndarray) -> np.ndarray:
+        sums = np.add.reduceat(x, starts) if starts.size else np.zeros(0)
+        if all_nonempty:
+            return sums
+        out = np.zeros(num_scenes)
+        out[nonempty] = sums
+        return out
+
+    def per_person(x: np.ndarray) -> np.ndarray:
+        return np.repeat(x if all_nonempty else x[nonempty], counts_ne)
+
+    g = h / z
+    w = g / sigma
+    w *= w
+    y = mu / g
+    d_ref = d[starts] if all_nonempty else np.zeros(num_scenes)
+    if not all_nonempty:
+        d_ref[nonempty] = d[starts]
+    dc = d - per_person(d_ref)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w_sum = scene_sum(w)
+        dc_mean = scene_sum(w * dc) / w_sum
+        y_mean = scene_sum(w * y) / w_sum
+        dev_d = dc - per_person(dc_mean)
+        dev_y = y - per_person(y_mean)
+        dev_d_w = w * dev_d
+        s_dd = scene_sum(dev_d_w * dev_d)
+        s_dy = scene_sum(dev_d_w * dev_y)
+        identifiable = s_dd > 0
+        s_unc = np.where(identifiable, s_dy / s_dd, np.nan)
+
+    scale = np.clip(s_unc, lo, hi)
+    status = np.where(
+        scale > s_unc, SolveStatus.AT_LOWER, np.where(scale < s_unc, SolveStatus.AT_UPPER, 0)
+    )
+    fixed = np.where(np.isfinite(lo), lo, hi)
+    singular = ~identifiable & nonempty
+    scale = np.where(singular, np.where(np.isfinite(fixed), fixed, np.nan), scale)
+    status = np.where(
+        singular,
+        np.where(np.isfinite(fixed), SolveStatus.SCALE_AT_BOUND, SolveStatus.UNDETERMINED),
+        status,
+    )
+    status = np.where(nonempty, status, SolveStatus.EMPTY).astype(np.int8)
+    scale = np.where(nonempty, scale, np.nan)
+    shift = y_mean - scale * (dc_mean + d_ref)
+    return AffineDepthFit(scale=scale, shift=shift, status=status, scale_unconstrained=s_unc)
+
+
+def fit_affine_depth_batch(
+    h_hat: np.ndarray,
+    z_hat: np.ndarray,
+    d: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    offsets: np.ndarray,
+    s_min: float | np.ndarray = -np.inf,
+    s_max: float | np.ndarray = np.inf,
+) -> AffineDepthFit:
+    """Solve Eq. 3 for S scenes at once.
+
+    Person arrays (N,) float are concatenated over scenes; scene i holds persons
+    `offsets[i]:offsets[i+1]` (offsets (S+1,) int). h_hat, z_hat, mu, sigma must be finite and
+    > 0, d finite. s_min, s_max: scalars or (S,), -inf/inf for no bound. Returns scale, shift,
+    status and the unconstrained scale, each (S,).
+    """
+    h, z, dd, m, sg = _person_arrays(h_hat, z_hat, d, mu, sigma)
+    offsets = _check_offsets(offsets, h.size)
+    lo, hi = _bounds(s_min, s_max, offsets.size - 1)
+    return _fit_kernel(h, z, dd, m, sg, offsets, lo, hi)
+
+
+def solve_affine_depth_batch(
+    h_hat: np.ndarray,
+    z_hat: np.ndarray,
+    d: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    offsets: np.ndarray,
+    s_min: float | np.ndarray = -np.inf,
+    s_max: float | np.ndarray = np.inf,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(s, t), each (S,), of `fit_affine_depth_batch`; NaN for EMPTY/UNDETERMINED scenes."""
+    fit = fit_affine_depth_batch(h_hat, z_hat, d, mu, sigma, offsets, s_min, s_max)
+    return fit.scale, fit.shift
+
+
+def solve_affine_depth_padded(
+    h_hat: np.ndarray,
+    z_hat: np.ndarray,
+    d: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    mask: np.ndarray,
+    s_min: float | np.ndarray = -np.inf,
+    s_max: float | np.ndarray = np.inf,
+) -> AffineDepthFit:
+    """Solve Eq. 3 for S scenes given padded (S, K_max) arrays and a bool mask of real persons.
+
+    Padding entries are ignored (they may hold anything). Returns the fit of each scene, (S,).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be (S, K_max), got shape {mask.shape}")
+    arrays = []
+    for name, x in zip(("h_hat", "z_hat", "d", "mu", "sigma"), (h_hat, z_hat, d, mu, sigma), strict=True):
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != mask.shape:
+            raise ValueError(f"{name} must have the mask's shape {mask.shape}, got {x.shape}")
+        arrays.append(x[mask])
+    offsets = np.concatenate(([0], np.cumsum(mask.sum(axis=1))))
+    return fit_affine_depth_batch(*arrays, offsets, s_min, s_max)
+
+
+def fit_affine_depth(
+    h_hat: np.ndarray,
+    z_hat: np.ndarray,
+    d: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    s_min: float = -np.inf,
+    s_max: float = np.inf,
+) -> AffineDepthFit:
+    """Solve Eq. 3 for one scene of K persons (1-D arrays (K,)); fields are 0-d arrays."""
+    h = np.asarray(h_hat, dtype=np.float64)
+    fit = fit_affine_depth_batch(h_hat, z_hat, d, mu, sigma, np.array([0, h.size]), s_min, s_max)
+    return AffineDepthFit(*(np.asarray(getattr(fit, f)[0]) for f in fit.__dataclass_fields__))
+
+
+def solve_affine_depth(
+    h_hat: np.ndarray,
+    z_hat: np.ndarray,
+    d: np.ndarray,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    s_min: float = -np.inf,
+    s_max: float = np.inf,
+) -> tuple[float, float]:
+    """Exact minimiser (s, t) of Eq. 3 for one scene with s_min <= s <= s_max.
+
+    h_hat: (K,) teacher T-pose heights (m); z_hat: (K,) teacher depths (m); d: (K,) relative
+    depths; mu, sigma: (K,) height prior (m). Raises ValueError for bad input, an empty scene, or a
+    scene whose scale is unidentifiable (all d equal) without a finite bound.
+    """
+    fit = fit_affine_depth(h_hat, z_hat, d, mu, sigma, s_min, s_max)
+    if fit.status == SolveStatus.EMPTY:
+        raise ValueError("the scene has no person")
+    if fit.status == SolveStatus.UNDETERMINED:
+        raise ValueError(
+            "all relative depths d are equal, so the scale is unidentifiable; give a finite bound "
+            "(s_min or s_max) to fix it"
+        )
+    return float(fit.scale), float(fit.shift)
+
+
+def corrected_heights(h_hat, z_hat, d, scale, shift) -> np.ndarray:
+    """Heights h_i (s d_i + t) / z_i (m) implied by an affine map; scale/shift broadcast."""
+    return h_hat * (scale * d + shift) / z_hat
+
+
+def standardized_residuals(h_hat, z_hat, d, mu, sigma, scale, shift) -> np.ndarray:
+    """Signed (h_i' - mu_i) / sigma_i of the corrected heights under the prior."""
+    return (corrected_heights(h_hat, z_hat, d, scale, shift) - mu) / sigma
