@@ -17,6 +17,7 @@ from dto_core.config import DTOConfig
 from dto_core.cues import DepthCues
 from dto_core.priors import height_prior
 from dto_core.solve import SolveStatus, _fit_kernel
+from dto_core.update import posterior_filter
 
 __all__ = [
     "CrowdResult",
@@ -207,7 +208,8 @@ def _solve_groups(gr, h, t, d, mu, sigma, d_std, x_scale, todo, config: DTOConfi
         residual = np.where(member, np.abs(new_h - mu) / sigma, 0.0)
         count = np.bincount(gr.group, weights=member, minlength=num_groups)
         fit.n_opt[left] = count[left]
-        fit.score[left] = (np.bincount(gr.group, weights=residual, minlength=num_groups) / count)[left]
+        res_sum = np.bincount(gr.group, weights=residual, minlength=num_groups)
+        fit.score[left] = np.divide(res_sum, count, out=np.zeros(num_groups), where=count > 0)[left]
 
     failed = fit.outcome == GroupOutcome.FAILED
     if failed.any():
@@ -368,7 +370,7 @@ def optimize_scenes(
         used_down=used_down,
         score=score,
         optimised=optimised,
-        kept=optimised & (score <= config.filter_threshold),
+        kept=posterior_filter(score, optimised, config.filter_threshold),
         group_scale=group_scale,
         group_shift=group_shift,
         group_outcome=group_outcome,

@@ -10,12 +10,14 @@ coefficient, so Newton's method on the exact H reaches the target in a few steps
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from dto_core.body import BodyModel
 from dto_core.priors import MINOR_CLASSES
+
+if TYPE_CHECKING:
+    from dto_core.body import BodyModel
 
 __all__ = [
     "KID_HEIGHT",
