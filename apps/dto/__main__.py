@@ -57,8 +57,14 @@ def evaluate(crowds: SyntheticCrowds, depth: np.ndarray, height: np.ndarray) -> 
 
 def run_demo(num_scenes: int, seed: int) -> dict:
     crowds = sample_crowds(num_scenes, seed=seed)
-    rows = [{"method": "teacher", **evaluate(crowds, crowds.teacher_depth, crowds.teacher_height),
-             "kept_percent": None, "solve_ms": None}]
+    rows = [
+        {
+            "method": "teacher",
+            **evaluate(crowds, crowds.teacher_depth, crowds.teacher_height),
+            "kept_percent": None,
+            "solve_ms": None,
+        }
+    ]
     for variant in ("paper", "official"):
         for intra in (False, True):
             config = DTOConfig.from_variant(variant, intra_scale=intra)
@@ -66,16 +72,22 @@ def run_demo(num_scenes: int, seed: int) -> dict:
             for _ in range(3):
                 start = time.perf_counter()
                 result = optimize_scenes(
-                    crowds.teacher_height, crowds.prior_cls, crowds.cues, crowds.offsets,
-                    apparent_scale=crowds.apparent_scale, config=config,
+                    crowds.teacher_height,
+                    crowds.prior_cls,
+                    crowds.cues,
+                    crowds.offsets,
+                    apparent_scale=crowds.apparent_scale,
+                    config=config,
                 )
                 times.append(time.perf_counter() - start)
-            rows.append({
-                "method": f"{variant} +D" + ("+X" if intra else ""),
-                **evaluate(crowds, result.depth, result.height),
-                "kept_percent": float(100 * result.kept.mean()),
-                "solve_ms": 1e3 * float(np.median(times)),
-            })
+            rows.append(
+                {
+                    "method": f"{variant} +D" + ("+X" if intra else ""),
+                    **evaluate(crowds, result.depth, result.height),
+                    "kept_percent": float(100 * result.kept.mean()),
+                    "solve_ms": 1e3 * float(np.median(times)),
+                }
+            )
     return {
         "synthetic": True,
         "scenes": num_scenes,
@@ -91,7 +103,8 @@ def format_table(report: dict) -> str:
         f"DTO on {report['scenes']} SYNTHETIC scenes ({report['persons']} persons, seed "
         f"{report['seed']}): errors against the simulator's ground truth, not real images.",
         "",
-        f"{'method':20s} {'pair order %':>12s} {'|dh| cm':>8s} {'|dz| m':>7s} {'kept %':>7s} {'solve ms':>9s}",
+        f"{'method':20s} {'pair order %':>12s} {'|dh| cm':>8s} {'|dz| m':>7s} "
+        f"{'kept %':>7s} {'solve ms':>9s}",
     ]
     for r in report["rows"]:
         kept = "-" if r["kept_percent"] is None else f"{r['kept_percent']:.1f}"
@@ -100,8 +113,11 @@ def format_table(report: dict) -> str:
             f"{r['method']:20s} {100 * r['pair_order_accuracy']:12.1f} {r['height_error_cm']:8.2f} "
             f"{r['depth_error_m']:7.3f} {kept:>7s} {solve:>9s}"
         )
-    lines += ["", "D: inter-human depth term (Eq. 3); X: intra-human scale bound; pair order: "
-              "PCDR-style relation at 0.2 m; |dz| against the depth consistent with the teacher's focal."]
+    lines += [
+        "",
+        "D: inter-human depth term (Eq. 3); X: intra-human scale bound; pair order: "
+        "PCDR-style relation at 0.2 m; |dz| against the depth consistent with the teacher's focal.",
+    ]
     return "\n".join(lines)
 
 

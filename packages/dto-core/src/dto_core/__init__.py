@@ -1,4 +1,4 @@
-"""dto-core: DTO (depth-conditioned translation optimisation) of a human crowd in metric camera space.
+"""dto-core: DTO, depth-conditioned translation optimisation of a crowd in metric camera space.
 
 Public entry points: `solve_affine_depth` / `solve_affine_depth_batch` (the exact KKT solution of
 the paper's Eq. 3), `DTOConfig` (the paper's and the official code's variants, every switch),
@@ -7,7 +7,13 @@ the paper's Eq. 3), `DTOConfig` (the paper's and the official code's variants, e
 
 from dto_core.config import DTOConfig
 from dto_core.cues import CueConfig, CueStatus, DepthCues
-from dto_core.optimize import CrowdResult, GroupOutcome, PersonStatus, optimize_scene, optimize_scenes
+from dto_core.optimize import (
+    CrowdResult,
+    GroupOutcome,
+    PersonStatus,
+    optimize_scene,
+    optimize_scenes,
+)
 from dto_core.priors import PriorClass, height_prior, prior_class
 from dto_core.solve import (
     AffineDepthFit,

@@ -39,7 +39,8 @@ class DTOConfig:
       qualifies (None: no bounds then). quasi_planar fixes s = alpha1 X when
       std(d_i) < mean(std of d within each person).
     Official refinements
-      max_height: iteratively drop the tallest person above this height (m) from the fit (None: off);
+      max_height: iteratively drop the tallest person above this height (m) from the fit (None:
+      off);
       max_iterations caps the loop. near_far_split: solve near and far people as two groups (far:
       d > far_rel_depth or apparent scale < far_apparent_scale). down_variant: also solve the near
       group on feet-region statistics and keep it if it optimises no fewer people with a strictly

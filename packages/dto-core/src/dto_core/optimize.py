@@ -193,7 +193,9 @@ def _solve_groups(gr, h, t, d, mu, sigma, d_std, x_scale, todo, config: DTOConfi
         score = np.add.reduceat(residual, starts) / count
         done = groups[finished]
         outcome = np.where(
-            collapse, GroupOutcome.FAILED, np.where(pair, GroupOutcome.UNSCORED_PAIR, GroupOutcome.OPTIMISED)
+            collapse,
+            GroupOutcome.FAILED,
+            np.where(pair, GroupOutcome.UNSCORED_PAIR, GroupOutcome.OPTIMISED),
         )[finished]
         fit.outcome[done] = outcome
         counted = outcome == GroupOutcome.OPTIMISED
@@ -234,15 +236,24 @@ def _validate(height, prior_cls, cues, offsets, apparent_scale, config) -> np.nd
     if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0):
         raise ValueError(f"offsets must be non-decreasing from 0 to N={n}, got {offsets!r}")
     ok = cues.ok
-    checks = [("height", height, True), ("cues.mesh_depth", cues.mesh_depth, True),
-              ("cues.rel_depth", cues.rel_depth, False), ("cues.rel_depth_std", cues.rel_depth_std, False),
-              ("cues.slope", cues.slope, False), ("cues.corr", cues.corr, False)]
+    checks = [
+        ("height", height, True),
+        ("cues.mesh_depth", cues.mesh_depth, True),
+        ("cues.rel_depth", cues.rel_depth, False),
+        ("cues.rel_depth_std", cues.rel_depth_std, False),
+        ("cues.slope", cues.slope, False),
+        ("cues.corr", cues.corr, False),
+    ]
     if config.down_variant:
-        checks += [("cues.mesh_depth_down", cues.mesh_depth_down, True),
-                   ("cues.rel_depth_down", cues.rel_depth_down, False)]
+        checks += [
+            ("cues.mesh_depth_down", cues.mesh_depth_down, True),
+            ("cues.rel_depth_down", cues.rel_depth_down, False),
+        ]
     if config.near_far_split:
         if apparent_scale is None:
-            raise ValueError("near_far_split needs apparent_scale (2 f_y / (T_z min(H, W))) per person")
+            raise ValueError(
+                "near_far_split needs apparent_scale (2 f_y / (T_z min(H, W))) per person"
+            )
         apparent_scale = np.asarray(apparent_scale, dtype=np.float64)
         if apparent_scale.shape != (n,):
             raise ValueError(f"apparent_scale must have shape ({n},), got {apparent_scale.shape}")
@@ -252,7 +263,9 @@ def _validate(height, prior_cls, cues, offsets, apparent_scale, config) -> np.nd
         if bad.any():
             i = np.flatnonzero(bad)[0]
             need = "finite and > 0" if positive else "finite"
-            raise ValueError(f"{name}[{i}] = {x[i]!r}: must be {need} for a person with valid cues")
+            raise ValueError(
+                f"{name}[{i}] = {float(x[i])}: must be {need} for a person with valid cues"
+            )
     return offsets.astype(np.intp)
 
 
@@ -294,8 +307,14 @@ def optimize_scenes(
     order = np.argsort(key, kind="stable")
     perm = valid[order]
     group_key, starts, counts = np.unique(key[order], return_index=True, return_counts=True)
-    gr = _Groups(perm=perm, group=np.repeat(np.arange(counts.size), counts), starts=starts,
-                 counts=counts, scene=group_key // 2, far=(group_key % 2).astype(bool))
+    gr = _Groups(
+        perm=perm,
+        group=np.repeat(np.arange(counts.size), counts),
+        starts=starts,
+        counts=counts,
+        scene=group_key // 2,
+        far=(group_key % 2).astype(bool),
+    )
 
     def sorted_(x):
         return np.asarray(x, dtype=np.float64)[perm]
@@ -330,10 +349,20 @@ def optimize_scenes(
     per_scale = np.where(updated, (gr.each(fit.scale) * d + gr.each(fit.shift)) / t, 1.0)
     outcome_each = gr.each(fit.outcome)
     status_sorted = np.select(
-        [updated & (outcome_each == GroupOutcome.UNSCORED_PAIR), updated, far_skipped,
-         fit.skipped & (outcome_each == GroupOutcome.FAILED), fit.skipped],
-        [PersonStatus.UNSCORED_PAIR, PersonStatus.OPTIMISED, PersonStatus.SKIPPED_FAR_SHIFT,
-         PersonStatus.SKIPPED_GROUP, PersonStatus.SKIPPED_TALL],
+        [
+            updated & (outcome_each == GroupOutcome.UNSCORED_PAIR),
+            updated,
+            far_skipped,
+            fit.skipped & (outcome_each == GroupOutcome.FAILED),
+            fit.skipped,
+        ],
+        [
+            PersonStatus.UNSCORED_PAIR,
+            PersonStatus.OPTIMISED,
+            PersonStatus.SKIPPED_FAR_SHIFT,
+            PersonStatus.SKIPPED_GROUP,
+            PersonStatus.SKIPPED_TALL,
+        ],
         PersonStatus.SINGLE,
     )
 
@@ -346,8 +375,11 @@ def optimize_scenes(
 
     # residual score: each group adds its score n_opt times and skipped_score per skipped person
     num_skipped = np.bincount(gr.group, weights=fit.skipped | far_skipped, minlength=counts.size)
-    dev_sum = np.bincount(gr.scene, weights=fit.score * fit.n_opt + config.skipped_score * num_skipped,
-                          minlength=num_scenes)
+    dev_sum = np.bincount(
+        gr.scene,
+        weights=fit.score * fit.n_opt + config.skipped_score * num_skipped,
+        minlength=num_scenes,
+    )
     dev_count = np.bincount(gr.scene, weights=fit.n_opt + num_skipped, minlength=num_scenes)
     score = np.divide(dev_sum, dev_count, out=np.zeros(num_scenes), where=dev_count > 0)
     optimised = np.bincount(gr.scene[fit.n_opt >= 2], minlength=num_scenes) > 0
@@ -405,10 +437,13 @@ def _far_after_near(gr: _Groups, fit: _GroupFit, h, t, d, mu, sigma, config) -> 
         # the official code keeps the pre-shift score; we score the shifted far group
         keep = gr.each(shiftable) & fit.in_fit & ~skipped
         new_h = h * (gr.each(fit.scale) * d + gr.each(fit.shift)) / t
-        res_sum = np.bincount(gr.group[keep], weights=(np.abs(new_h - mu) / sigma)[keep],
-                              minlength=gr.counts.size)
+        res_sum = np.bincount(
+            gr.group[keep], weights=(np.abs(new_h - mu) / sigma)[keep], minlength=gr.counts.size
+        )
         recount = shiftable & (fit.outcome == GroupOutcome.OPTIMISED)
-        fit.score[:] = np.where(recount & (fit.n_opt > 0), res_sum / np.maximum(fit.n_opt, 1), fit.score)
+        fit.score[:] = np.where(
+            recount & (fit.n_opt > 0), res_sum / np.maximum(fit.n_opt, 1), fit.score
+        )
     return skipped
 
 
@@ -422,5 +457,11 @@ def optimize_scene(
 ) -> CrowdResult:
     """Run DTO on one scene of K persons; arrays (K,), see `optimize_scenes`."""
     height = np.asarray(height, dtype=np.float64)
-    return optimize_scenes(height, prior_cls, cues, np.array([0, height.size]),
-                           apparent_scale=apparent_scale, config=config)
+    return optimize_scenes(
+        height,
+        prior_cls,
+        cues,
+        np.array([0, height.size]),
+        apparent_scale=apparent_scale,
+        config=config,
+    )

@@ -139,7 +139,7 @@ def height_prior(
     teacher_height = np.asarray(teacher_height, dtype=np.float64).reshape(-1)
     if prior_cls.shape != teacher_height.shape:
         raise ValueError(
-            f"prior_cls {prior_cls.shape} and teacher_height {teacher_height.shape} differ in length"
+            f"prior_cls {prior_cls.shape} and teacher_height {teacher_height.shape} differ"
         )
     bad = np.flatnonzero((prior_cls < 0) | (prior_cls > PriorClass.ADULT_NEUTRAL))
     if bad.size:

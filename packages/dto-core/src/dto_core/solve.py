@@ -61,17 +61,17 @@ class AffineDepthFit:
 
 def _check_positive(name: str, x: np.ndarray) -> None:
     # min/max propagate NaN, so one reduction each catches NaN, inf and non-positive values
-    if x.size and x.min() > 0 and x.max() < np.inf:
+    if x.size == 0 or (x.min() > 0 and x.max() < np.inf):
         return
     bad = np.flatnonzero(~(np.isfinite(x) & (x > 0)))[0]
-    raise ValueError(f"{name}[{bad}] = {x[bad]!r}: must be finite and > 0")
+    raise ValueError(f"{name}[{bad}] = {float(x[bad])}: must be finite and > 0")
 
 
 def _check_finite(name: str, x: np.ndarray) -> None:
-    if x.size and x.min() > -np.inf and x.max() < np.inf:
+    if x.size == 0 or (x.min() > -np.inf and x.max() < np.inf):
         return
     bad = np.flatnonzero(~np.isfinite(x))[0]
-    raise ValueError(f"{name}[{bad}] = {x[bad]!r}: must be finite")
+    raise ValueError(f"{name}[{bad}] = {float(x[bad])}: must be finite")
 
 
 def _person_arrays(
@@ -97,7 +97,9 @@ def _bounds(s_min, s_max, num_scenes: int) -> tuple[np.ndarray, np.ndarray]:
     bad = np.flatnonzero(np.isnan(lo) | np.isnan(hi) | (lo > hi) | (lo == np.inf) | (hi == -np.inf))
     if bad.size:
         i = bad[0]
-        raise ValueError(f"scene {i}: bounds s_min={lo[i]!r}, s_max={hi[i]!r} are not an interval")
+        raise ValueError(
+            f"scene {i}: bounds s_min={float(lo[i])}, s_max={float(hi[i])} are not an interval"
+        )
     return lo, hi
 
 
@@ -112,7 +114,9 @@ def _check_offsets(offsets, num_persons: int) -> np.ndarray:
         )
     bad = np.flatnonzero(np.diff(offsets) < 0)
     if bad.size:
-        raise ValueError(f"offsets must be non-decreasing: offsets[{bad[0] + 1}] < offsets[{bad[0]}]")
+        raise ValueError(
+            f"offsets must be non-decreasing: offsets[{bad[0] + 1}] < offsets[{bad[0]}]"
+        )
     return offsets.astype(np.intp, copy=False)
 
 
@@ -231,7 +235,9 @@ def solve_affine_depth_padded(
     if mask.ndim != 2:
         raise ValueError(f"mask must be (S, K_max), got shape {mask.shape}")
     arrays = []
-    for name, x in zip(("h_hat", "z_hat", "d", "mu", "sigma"), (h_hat, z_hat, d, mu, sigma), strict=True):
+    for name, x in zip(
+        ("h_hat", "z_hat", "d", "mu", "sigma"), (h_hat, z_hat, d, mu, sigma), strict=True
+    ):
         x = np.asarray(x, dtype=np.float64)
         if x.shape != mask.shape:
             raise ValueError(f"{name} must have the mask's shape {mask.shape}, got {x.shape}")

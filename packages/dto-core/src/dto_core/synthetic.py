@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dto_core.cues import CueStatus, DepthCues
-from dto_core.priors import OFFICIAL_PRIORS, PAPER_PRIORS, PriorClass, prior_class
+from dto_core.priors import PAPER_PRIORS, PriorClass, prior_class
 
 __all__ = ["PixelScene", "SyntheticCrowds", "render_scene", "sample_crowds"]
 
@@ -90,7 +90,9 @@ def _true_heights(rng, cls, is_male) -> np.ndarray:
     mean, std = PAPER_PRIORS.arrays()
     adult = cls >= PriorClass.ADULT_FEMALE
     # a person's true height follows their true gender's prior, whatever the estimator says
-    true_cls = np.where(adult, np.where(is_male, PriorClass.ADULT_MALE, PriorClass.ADULT_FEMALE), cls)
+    true_cls = np.where(
+        adult, np.where(is_male, PriorClass.ADULT_MALE, PriorClass.ADULT_FEMALE), cls
+    )
     return np.maximum(rng.normal(mean[true_cls], std[true_cls]), MIN_HEIGHT)
 
 
@@ -156,13 +158,18 @@ def sample_crowds(
 
     z = rng.uniform(*depth_range, n)
     group_photo = (rng.random(num_scenes) < group_photo_fraction)[scene]
-    z_group = rng.uniform(depth_range[0] + group_photo_spread, depth_range[1] - group_photo_spread,
-                          num_scenes)[scene]
+    z_group = rng.uniform(
+        depth_range[0] + group_photo_spread, depth_range[1] - group_photo_spread, num_scenes
+    )[scene]
     z = np.where(group_photo, z_group + rng.uniform(-group_photo_spread, group_photo_spread, n), z)
     half_width = 0.8 * z * (img_w / 2) / focal[scene]
     x = rng.uniform(-1, 1, n) * half_width
 
-    h_hat = height + teacher_pull * (ADULT_MEAN_HEIGHT - height) + rng.normal(0, teacher_height_noise, n)
+    h_hat = (
+        height
+        + teacher_pull * (ADULT_MEAN_HEIGHT - height)
+        + rng.normal(0, teacher_height_noise, n)
+    )
     h_hat = np.maximum(h_hat, MIN_HEIGHT)
     k = h_hat / height * f_ratio[scene]  # teacher person = true person scaled by k about the camera
     z_hat = k * z
@@ -223,11 +230,13 @@ def sample_crowds(
 
 # body of a person of height h standing at the origin, as ellipsoids:
 # (centre height / h, semi-axes x, y, z / h) for head, torso, legs
-_BODY_PARTS = np.array([
-    [0.935, 0.055, 0.065, 0.060],
-    [0.660, 0.120, 0.170, 0.075],
-    [0.255, 0.100, 0.255, 0.070],
-])
+_BODY_PARTS = np.array(
+    [
+        [0.935, 0.055, 0.065, 0.060],
+        [0.660, 0.120, 0.170, 0.075],
+        [0.255, 0.100, 0.255, 0.070],
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -245,7 +254,9 @@ class PixelScene:
     mesh_depth: np.ndarray
 
 
-def render_scene(crowds: SyntheticCrowds, index: int, *, seed: int = 0, noise: float = 0.01) -> PixelScene:
+def render_scene(
+    crowds: SyntheticCrowds, index: int, *, seed: int = 0, noise: float = 0.01
+) -> PixelScene:
     """Ray-cast scene `index` of `crowds` (bodies as three ellipsoids, ground plane, far wall)."""
     rng = np.random.default_rng(seed)
     img_h, img_w = crowds.image_size
@@ -258,7 +269,9 @@ def render_scene(crowds: SyntheticCrowds, index: int, *, seed: int = 0, noise: f
     ground = np.where(ray[..., 1] > 0, cam_h / np.maximum(ray[..., 1], 1e-12), np.inf)
     depth = np.minimum(ground, far_wall)
     ids = np.zeros((img_h, img_w), dtype=np.int32)
-    for person, (h, z, x) in enumerate(zip(crowds.height[sl], crowds.depth[sl], crowds.x[sl], strict=True)):
+    for person, (h, z, x) in enumerate(
+        zip(crowds.height[sl], crowds.depth[sl], crowds.x[sl], strict=True)
+    ):
         for centre_frac, *semi in _BODY_PARTS:
             centre = np.array([x, cam_h - centre_frac * h, z])
             axes = np.array(semi) * h
@@ -274,8 +287,14 @@ def render_scene(crowds: SyntheticCrowds, index: int, *, seed: int = 0, noise: f
             depth = np.where(closer, s, depth)
             ids = np.where(closer, person + 1, ids)
 
-    a, b, c = (crowds.disparity_scale[index], crowds.disparity_shift[index], crowds.vertical_bias[index])
-    disparity = a * (1 / depth + b + c * (v / img_h - 0.5)) * (1 + noise * rng.standard_normal(depth.shape))
+    a, b, c = (
+        crowds.disparity_scale[index],
+        crowds.disparity_shift[index],
+        crowds.vertical_bias[index],
+    )
+    disparity = (
+        a * (1 / depth + b + c * (v / img_h - 0.5)) * (1 + noise * rng.standard_normal(depth.shape))
+    )
     k = np.concatenate(([0.0], crowds.teacher_depth[sl] / crowds.depth[sl]))
     mesh_depth = np.where(ids > 0, k[ids] * depth, 0.0)
     return PixelScene(disparity=disparity, person_ids=ids, true_depth=depth, mesh_depth=mesh_depth)

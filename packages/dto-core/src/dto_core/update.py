@@ -142,7 +142,9 @@ def recenter_translation(
     return transl_new
 
 
-def posterior_filter(score: np.ndarray, optimised: np.ndarray, threshold: float = 1.5) -> np.ndarray:
+def posterior_filter(
+    score: np.ndarray, optimised: np.ndarray, threshold: float = 1.5
+) -> np.ndarray:
     """Keep an image iff it was optimised and its mean standardized residual score <= threshold.
 
     (The official code tests score < 1.5; the two differ only at exactly 1.5.)

@@ -1,0 +1,307 @@
+"""SMPL-family body model in NumPy: loading (.pkl / .npz), linear blend skinning, T-pose height.
+
+The arithmetic follows smplx's ``lbs()`` (smplx/lbs.py) so that results match the reference
+implementation to float64 round-off. Units: metres and radians; SMPL frame (y up).
+
+Command line: ``python -m dto_core.body make-synthetic DIR [--seed S]`` writes a synthetic
+SMPL-format model directory (see dto_core.synthetic_body).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from dto_core.synthetic_body import write_synthetic_smpl_dir
+
+__all__ = ["BodyModel", "BodyOutput", "load_model_arrays", "rodrigues"]
+
+MODEL_DIR_ENV = "SMPL_MODEL_DIR"
+GENDERS = ("neutral", "male", "female")
+REQUIRED_KEYS = (
+    "v_template",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+    "weights",
+    "kintree_table",
+    "f",
+)
+RODRIGUES_EPS = 1e-8  # smplx adds this to the rotation vector before taking its norm
+CHUMPY_HINT = (
+    "holds chumpy arrays (an original SMPL release file). Convert it once to plain numpy: either "
+    "install chumpy in a separate (Python 2 / old NumPy) environment and run smplx's "
+    "tools/clean_ch.py --input-models FILE --output-folder OUT, or load it there with chumpy and "
+    "re-save every chumpy array with np.array(...) in a plain pickle or .npz."
+)
+
+_NUMPY_MODULES = {
+    "numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
+    "numpy._core.numeric",
+}  # fmt: skip
+_NUMPY_NAMES = {"ndarray", "dtype", "matrix", "_reconstruct", "scalar", "_frombuffer"}
+_SPARSE_NAMES = {"csc_matrix", "csr_matrix", "coo_matrix"}
+_BUILTINS = {
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("__builtin__", "object"),
+    ("builtins", "object"), ("_codecs", "encode"),
+}  # fmt: skip
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    """Unpickler for SMPL model files: numpy arrays, scipy.sparse matrices, a few builtins."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.split(".")[0] == "chumpy":
+            raise ValueError(f"{getattr(self, 'path', 'the model file')} {CHUMPY_HINT}")
+        if module.startswith("scipy.sparse") and name in _SPARSE_NAMES:
+            return getattr(sp, name)  # old files name since-removed modules (scipy.sparse.csc)
+        if (module in _NUMPY_MODULES and name in _NUMPY_NAMES) or (module, name) in _BUILTINS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a body model file")
+
+
+def load_model_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw key -> value mapping of a SMPL .pkl (Python 2 pickle, latin1) or .npz file."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    with path.open("rb") as f:
+        unpickler = _ModelUnpickler(f, encoding="latin1")
+        unpickler.path = path
+        data = unpickler.load()
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a dict of model arrays, got {type(data).__name__}")
+    return data
+
+
+def rodrigues(rotvecs: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) of axis-angle vectors (..., 3) rad, as smplx computes them."""
+    angle = np.linalg.norm(rotvecs + RODRIGUES_EPS, axis=-1, keepdims=True)
+    rx, ry, rz = np.moveaxis(rotvecs / angle, -1, 0)
+    zeros = np.zeros_like(rx)
+    k = np.stack([zeros, -rz, ry, rz, zeros, -rx, -ry, rx, zeros], -1).reshape(*rx.shape, 3, 3)
+    sin, cos = np.sin(angle)[..., None], np.cos(angle)[..., None]
+    return np.eye(3) + sin * k + (1.0 - cos) * (k @ k)
+
+
+@dataclass(frozen=True)
+class BodyOutput:
+    """Posed body: vertices (N, V, 3) and joints (N, J, 3), metres."""
+
+    vertices: np.ndarray
+    joints: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class BodyModel:
+    """SMPL-family model: V vertices, J joints (24 for SMPL), B shape directions, float64 metres.
+
+    v_template (V, 3); shapedirs (V, 3, B); posedirs (V, 3, 9 (J - 1)) as in the SMPL .pkl;
+    J_regressor (J, V) dense; weights (V, J); parents (J,) int64 with parents[0] == -1 and
+    parents[j] < j; faces (F, 3) int64. Arrays are copied and made read-only.
+    """
+
+    v_template: np.ndarray
+    shapedirs: np.ndarray
+    posedirs: np.ndarray
+    J_regressor: np.ndarray
+    weights: np.ndarray
+    parents: np.ndarray
+    faces: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights"):
+            self._store(name, np.array(getattr(self, name), dtype=np.float64))
+        for name in ("parents", "faces"):
+            self._store(name, np.array(getattr(self, name), dtype=np.int64))
+        v, j, f = len(self.v_template), len(self.parents), self.faces
+        expected = {
+            "v_template": (v, 3), "shapedirs": (v, 3, self.shapedirs.shape[-1]),
+            "posedirs": (v, 3, 9 * (j - 1)), "J_regressor": (j, v), "weights": (v, j),
+            "parents": (j,), "faces": (len(f), 3),
+        }  # fmt: skip
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
+        if self.parents[0] != -1 or np.any(self.parents[1:] < 0):
+            raise ValueError(f"parents[0] must be -1 and the others >= 0, got {self.parents}")
+        if np.any(self.parents[1:] >= np.arange(1, j)):
+            raise ValueError(f"parents must precede their children, got {self.parents}")
+        if f.size and (f.min() < 0 or f.max() >= v):
+            raise ValueError(f"faces index vertices outside [0, {v})")
+
+    def _store(self, name: str, array: np.ndarray) -> None:
+        array.flags.writeable = False
+        object.__setattr__(self, name, array)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        kid_template: str | os.PathLike[str] | np.ndarray | None = None,
+        num_betas: int = 10,
+    ) -> BodyModel:
+        """Load a SMPL .pkl or .npz; keep num_betas shape directions (+1 kid direction, as smplx).
+
+        kid_template: path of a (V, 3) .npy, or the array itself; it is mean-centred and
+        (kid - v_template) appended as shape direction num_betas, exactly as smplx's age="kid".
+        """
+        data = load_model_arrays(path)
+        for key in REQUIRED_KEYS:
+            if key not in data:
+                raise ValueError(f"{path}: model file has no {key!r} entry")
+        shapedirs = np.asarray(data["shapedirs"], dtype=np.float64)
+        if not 0 < num_betas <= shapedirs.shape[-1]:
+            raise ValueError(
+                f"{path}: num_betas must be in 1..{shapedirs.shape[-1]}, got {num_betas}"
+            )
+        shapedirs = shapedirs[..., :num_betas]
+        v_template = np.asarray(data["v_template"], dtype=np.float64)
+        if kid_template is not None:
+            if isinstance(kid_template, str | os.PathLike):
+                kid_template = np.load(kid_template)
+            kid = np.array(kid_template, dtype=np.float64)
+            if kid.shape != v_template.shape:
+                raise ValueError(f"kid template has shape {kid.shape}, expected {v_template.shape}")
+            kid -= kid.mean(axis=0)
+            shapedirs = np.concatenate([shapedirs, (kid - v_template)[..., None]], axis=-1)
+        regressor = data["J_regressor"]
+        parents = np.asarray(data["kintree_table"])[0].astype(np.int64)
+        parents[0] = -1  # stored as uint32 4294967295 in SMPL files
+        try:
+            return cls(
+                v_template=v_template,
+                shapedirs=shapedirs,
+                posedirs=data["posedirs"],
+                J_regressor=regressor.toarray() if sp.issparse(regressor) else regressor,
+                weights=data["weights"],
+                parents=parents,
+                faces=data["f"],
+            )
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    @classmethod
+    def from_dir(
+        cls,
+        model_dir: str | os.PathLike[str] | None = None,
+        gender: str = "neutral",
+        kid_template: str | os.PathLike[str] | np.ndarray | None = None,
+        num_betas: int = 10,
+    ) -> BodyModel:
+        """Load DIR/SMPL_{GENDER}.pkl/.npz or DIR/smpl/...; DIR defaults to $SMPL_MODEL_DIR."""
+        if gender not in GENDERS:
+            raise ValueError(f"gender must be one of {GENDERS}, got {gender!r}")
+        if model_dir is None:
+            if MODEL_DIR_ENV not in os.environ:
+                raise FileNotFoundError(f"no model_dir given and ${MODEL_DIR_ENV} is not set")
+            model_dir = os.environ[MODEL_DIR_ENV]
+        root = Path(model_dir)
+        tried = [
+            folder / f"SMPL_{gender.upper()}{ext}"
+            for folder in (root, root / "smpl")
+            for ext in (".pkl", ".npz")
+        ]
+        for path in tried:
+            if path.is_file():
+                return cls.from_file(path, kid_template=kid_template, num_betas=num_betas)
+        raise FileNotFoundError(
+            f"no {gender} SMPL model found; tried: {', '.join(str(p) for p in tried)}"
+        )
+
+    @property
+    def num_betas(self) -> int:
+        """Number B of shape coefficients (including the kid direction, if any)."""
+        return self.shapedirs.shape[-1]
+
+    def shaped_vertices(self, betas: np.ndarray) -> np.ndarray:
+        """Zero-pose vertices (N, V, 3) m of betas (N, B) or (B,)."""
+        betas = np.atleast_2d(np.asarray(betas, dtype=np.float64))
+        if betas.shape[-1] != self.num_betas:
+            raise ValueError(
+                f"betas have {betas.shape[-1]} coefficients, expected {self.num_betas}"
+            )
+        offsets = self.shapedirs.reshape(-1, self.num_betas) @ betas.T
+        return self.v_template + offsets.T.reshape(len(betas), -1, 3)
+
+    def forward(
+        self,
+        betas: np.ndarray,
+        body_pose: np.ndarray,
+        global_orient: np.ndarray,
+        transl: np.ndarray | None = None,
+    ) -> BodyOutput:
+        """Posed vertices and joints (N, J, 3), metres.
+
+        betas (N, B); body_pose (N, 3 (J - 1)) or (N, J - 1, 3) axis-angle rad, relative to the
+        parent joint; global_orient (N, 3) axis-angle about the root joint; transl (N, 3) m.
+        A leading size 1 (or a missing batch axis) broadcasts to N.
+        """
+        num_joints = len(self.parents)
+        betas = np.atleast_2d(np.asarray(betas, dtype=np.float64))
+        body_pose = np.asarray(body_pose, dtype=np.float64).reshape(-1, num_joints - 1, 3)
+        global_orient = np.asarray(global_orient, dtype=np.float64).reshape(-1, 1, 3)
+        transl = np.zeros((1, 3)) if transl is None else np.asarray(transl, dtype=np.float64)
+        transl = transl.reshape(-1, 3)
+        n = max(len(betas), len(body_pose), len(global_orient), len(transl))
+        betas, body_pose, global_orient, transl = (
+            np.broadcast_to(a, (n, *a.shape[1:])) for a in (betas, body_pose, global_orient, transl)
+        )
+
+        v_shaped = self.shaped_vertices(betas)
+        joints = np.einsum("jv,nvk->njk", self.J_regressor, v_shaped)
+        rot = rodrigues(np.concatenate([global_orient, body_pose], axis=1))  # (N, J, 3, 3)
+        pose_feature = (rot[:, 1:] - np.eye(3)).reshape(n, -1)
+        pose_offsets = self.posedirs.reshape(-1, pose_feature.shape[1]) @ pose_feature.T
+        v_posed = v_shaped + pose_offsets.T.reshape(n, -1, 3)
+
+        # World transforms G_j = G_parent @ [R_j | J_j - J_parent] along the kinematic tree.
+        rel_joints = joints.copy()
+        rel_joints[:, 1:] -= joints[:, self.parents[1:]]
+        local = np.zeros((n, num_joints, 4, 4))
+        local[..., :3, :3] = rot
+        local[..., :3, 3] = rel_joints
+        local[..., 3, 3] = 1.0
+        chain = [local[:, 0]]
+        for j in range(1, num_joints):
+            chain.append(chain[self.parents[j]] @ local[:, j])
+        world = np.stack(chain, axis=1)
+        posed_joints = world[..., :3, 3].copy()
+        # Skinning transforms move rest-pose points: subtract the rotated rest joint.
+        world[..., :3, 3] -= np.einsum("njab,njb->nja", world[..., :3, :3], joints)
+
+        blended = (self.weights @ world[..., :3, :].reshape(n, num_joints, 12)).reshape(n, -1, 3, 4)
+        vertices = np.einsum("nvab,nvb->nva", blended[..., :3], v_posed) + blended[..., 3]
+        shift = transl[:, None, :]
+        return BodyOutput(vertices=vertices + shift, joints=posed_joints + shift)
+
+    def tpose_height(self, betas: np.ndarray) -> np.ndarray:
+        """T-pose (zero pose) height H(beta) (N,) m: max y minus min y of the shaped mesh."""
+        y = self.shaped_vertices(betas)[..., 1]
+        return y.max(axis=1) - y.min(axis=1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m dto_core.body", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("make-synthetic", help="write a synthetic SMPL-format model dir")
+    make.add_argument("directory", type=Path)
+    make.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for path in write_synthetic_smpl_dir(args.directory, seed=args.seed):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
