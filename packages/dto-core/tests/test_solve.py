@@ -268,3 +268,17 @@ def test_scaling_relative_depth_by_c_scales_s_by_one_over_c(scene, c, lo):
     assert scaled.status == base.status or base.status == SolveStatus.SCALE_AT_BOUND
     assert float(scaled.scale) == pytest.approx(float(base.scale) / c, rel=1e-9)
     assert float(scaled.shift) == pytest.approx(float(base.shift), rel=1e-8, abs=1e-9)
+
+
+def test_chunked_batches_equal_one_kernel_call(monkeypatch):
+    import dto_core.solve as solve_module
+
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(0, 9, 400)
+    _, flat, offsets = ragged_batch(rng, sizes)
+    lo = rng.uniform(0.5, 5.0, sizes.size)
+    whole = fit_affine_depth_batch(*flat, offsets, lo)
+    monkeypatch.setattr(solve_module, "CHUNK_PERSONS", 7)
+    chunked = fit_affine_depth_batch(*flat, offsets, lo)
+    for field in ("scale", "shift", "status", "scale_unconstrained"):
+        np.testing.assert_array_equal(getattr(chunked, field), getattr(whole, field))

@@ -15,7 +15,7 @@ import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,9 +58,13 @@ _BUILTINS = {
 class _ModelUnpickler(pickle.Unpickler):
     """Unpickler for SMPL model files: numpy arrays, scipy.sparse matrices, a few builtins."""
 
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        super().__init__(file, encoding="latin1")  # SMPL files are Python 2 pickles
+        self._path = path
+
     def find_class(self, module: str, name: str) -> Any:
         if module.split(".")[0] == "chumpy":
-            raise ValueError(f"{getattr(self, 'path', 'the model file')} {CHUMPY_HINT}")
+            raise ValueError(f"{self._path} {CHUMPY_HINT}")
         if module.startswith("scipy.sparse") and name in _SPARSE_NAMES:
             return getattr(sp, name)  # old files name since-removed modules (scipy.sparse.csc)
         if (module in _NUMPY_MODULES and name in _NUMPY_NAMES) or (module, name) in _BUILTINS:
@@ -75,9 +79,7 @@ def load_model_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     with path.open("rb") as f:
-        unpickler = _ModelUnpickler(f, encoding="latin1")
-        unpickler.path = path
-        data = unpickler.load()
+        data = _ModelUnpickler(f, path).load()
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict of model arrays, got {type(data).__name__}")
     return data
@@ -85,6 +87,7 @@ def load_model_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def rodrigues(rotvecs: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of axis-angle vectors (..., 3) rad, as smplx computes them."""
+    rotvecs = np.asarray(rotvecs, dtype=np.float64)
     angle = np.linalg.norm(rotvecs + RODRIGUES_EPS, axis=-1, keepdims=True)
     rx, ry, rz = np.moveaxis(rotvecs / angle, -1, 0)
     zeros = np.zeros_like(rx)
@@ -93,7 +96,7 @@ def rodrigues(rotvecs: np.ndarray) -> np.ndarray:
     return np.eye(3) + sin * k + (1.0 - cos) * (k @ k)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BodyOutput:
     """Posed body: vertices (N, V, 3) and joints (N, J, 3), metres."""
 

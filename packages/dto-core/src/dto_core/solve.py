@@ -10,8 +10,8 @@ w_i = (g_i / sigma_i)^2 and y_i = mu_i / g_i, the depth at which person i would 
 mean height. So (s, t) is a weighted linear regression of y on d. Its unconstrained solution is
 s = S_dy / S_dd, t = y_bar - s d_bar (weighted means and centred sums). Eliminating t leaves a
 convex 1-D quadratic in s, so clamping s to [s_min, s_max] and re-solving t = y_bar - s d_bar is
-the exact KKT solution (paper supp. Eqs. 14-19). Sums are taken on d shifted by each scene's
-first d, in two passes, which keeps full precision when the d_i are large and close together.
+the exact KKT solution (paper supp. Eqs. 14-19). Sums are taken on d and y shifted by each
+scene's first values, which keeps full precision when the d_i are large and close together.
 
 If all d_i of a scene are equal (always so for one person) s is not identifiable: it is fixed at
 s_min if finite, else s_max if finite (t then follows exactly); with no finite bound s and t are
@@ -20,10 +20,12 @@ NaN and the status says UNDETERMINED.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+from scipy import sparse
 
 __all__ = [
     "AffineDepthFit",
@@ -57,6 +59,10 @@ class AffineDepthFit:
     shift: np.ndarray  # t_d, metres
     status: np.ndarray  # SolveStatus values
     scale_unconstrained: np.ndarray  # minimiser without bounds (NaN where unidentifiable)
+
+
+_FIELDS = tuple(AffineDepthFit.__dataclass_fields__)
+CHUNK_PERSONS = 1 << 14  # persons per kernel call: its ~10 float64 temporaries fit in L2
 
 
 def _check_positive(name: str, x: np.ndarray) -> None:
@@ -120,44 +126,50 @@ def _check_offsets(offsets, num_persons: int) -> np.ndarray:
     return offsets.astype(np.intp, copy=False)
 
 
+def _empty_fit(num_scenes: int) -> AffineDepthFit:
+    nan = np.full(num_scenes, np.nan)
+    return AffineDepthFit(
+        nan, nan.copy(), np.full(num_scenes, SolveStatus.EMPTY, np.int8), nan.copy()
+    )
+
+
 def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi) -> AffineDepthFit:
-    """Batched closed form on validated flat arrays; see the module docstring."""
+    """Batched closed form on validated flat arrays; see the module docstring.
+
+    One pass of shifted sums: each scene's d and y are shifted by its first person's values
+    (exact zeros when all d are equal), and the five weighted sums of all scenes come from one
+    sparse (S, N) @ (N, 5) product. The centred sums S_dd, S_dy then lose about K ulps at most.
+    """
+    n = h.size
     counts = np.diff(offsets)
     num_scenes = counts.size
     nonempty = counts > 0
-    all_nonempty = bool(nonempty.all())
-    starts = offsets[:-1][nonempty]
-    counts_ne = counts[nonempty]
-
-    def scene_sum(x: np.ndarray) -> np.ndarray:
-        sums = np.add.reduceat(x, starts) if starts.size else np.zeros(0)
-        if all_nonempty:
-            return sums
-        out = np.zeros(num_scenes)
-        out[nonempty] = sums
-        return out
-
-    def per_person(x: np.ndarray) -> np.ndarray:
-        return np.repeat(x if all_nonempty else x[nonempty], counts_ne)
+    first = np.minimum(offsets[:-1], max(n - 1, 0))
+    if n == 0:
+        return _empty_fit(num_scenes)
 
     g = h / z
-    w = g / sigma
-    w *= w
     y = mu / g
-    d_ref = d[starts] if all_nonempty else np.zeros(num_scenes)
-    if not all_nonempty:
-        d_ref[nonempty] = d[starts]
-    dc = d - per_person(d_ref)
+    terms = np.empty((5, n))  # rows: w, w dc, w yc, w dc^2, w dc yc
+    w = np.divide(g, sigma, out=terms[0])
+    w *= w
+    dc = d - np.repeat(d[first], counts)
+    yc = y - np.repeat(y[first], counts)
+    np.multiply(w, dc, out=terms[1])
+    np.multiply(w, yc, out=terms[2])
+    np.multiply(terms[1], dc, out=terms[3])
+    np.multiply(terms[1], yc, out=terms[4])
+    index = np.int32 if n < 2**31 else np.int64
+    scene_sum = sparse.csr_matrix(
+        (np.ones(n), np.arange(n, dtype=index), offsets.astype(index)), shape=(num_scenes, n)
+    )
+    w_sum, wd_sum, wy_sum, wdd_sum, wdy_sum = (scene_sum @ row for row in terms)
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        w_sum = scene_sum(w)
-        dc_mean = scene_sum(w * dc) / w_sum
-        y_mean = scene_sum(w * y) / w_sum
-        dev_d = dc - per_person(dc_mean)
-        dev_y = y - per_person(y_mean)
-        dev_d_w = w * dev_d
-        s_dd = scene_sum(dev_d_w * dev_d)
-        s_dy = scene_sum(dev_d_w * dev_y)
+        dc_mean = wd_sum / w_sum
+        y_mean = wy_sum / w_sum + np.where(nonempty, y[first], np.nan)
+        s_dd = wdd_sum - wd_sum * dc_mean
+        s_dy = wdy_sum - wd_sum * (wy_sum / w_sum)
         identifiable = s_dd > 0
         s_unc = np.where(identifiable, s_dy / s_dd, np.nan)
 
@@ -175,7 +187,8 @@ def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi) -> AffineDepthFit:
     )
     status = np.where(nonempty, status, SolveStatus.EMPTY).astype(np.int8)
     scale = np.where(nonempty, scale, np.nan)
-    shift = y_mean - scale * (dc_mean + d_ref)
+    d_mean = dc_mean + np.where(nonempty, d[first], np.nan)
+    shift = y_mean - scale * d_mean
     return AffineDepthFit(scale=scale, shift=shift, status=status, scale_unconstrained=s_unc)
 
 
@@ -199,7 +212,17 @@ def fit_affine_depth_batch(
     h, z, dd, m, sg = _person_arrays(h_hat, z_hat, d, mu, sigma)
     offsets = _check_offsets(offsets, h.size)
     lo, hi = _bounds(s_min, s_max, offsets.size - 1)
-    return _fit_kernel(h, z, dd, m, sg, offsets, lo, hi)
+    if h.size <= CHUNK_PERSONS:
+        return _fit_kernel(h, z, dd, m, sg, offsets, lo, hi)
+    # cache-sized chunks of whole scenes: temporaries stay in cache and are not re-faulted
+    bounds = np.unique(np.searchsorted(offsets, np.arange(0, h.size, CHUNK_PERSONS), "right") - 1)
+    bounds = np.append(bounds, offsets.size - 1)
+    parts = []
+    for a, b in itertools.pairwise(bounds):
+        p, q = offsets[a], offsets[b]
+        o = offsets[a : b + 1] - p
+        parts.append(_fit_kernel(h[p:q], z[p:q], dd[p:q], m[p:q], sg[p:q], o, lo[a:b], hi[a:b]))
+    return AffineDepthFit(*(np.concatenate([getattr(f, k) for f in parts]) for k in _FIELDS))
 
 
 def solve_affine_depth_batch(
@@ -258,7 +281,7 @@ def fit_affine_depth(
     """Solve Eq. 3 for one scene of K persons (1-D arrays (K,)); fields are 0-d arrays."""
     h = np.asarray(h_hat, dtype=np.float64)
     fit = fit_affine_depth_batch(h_hat, z_hat, d, mu, sigma, np.array([0, h.size]), s_min, s_max)
-    return AffineDepthFit(*(np.asarray(getattr(fit, f)[0]) for f in fit.__dataclass_fields__))
+    return AffineDepthFit(*(np.asarray(getattr(fit, f)[0]) for f in _FIELDS))
 
 
 def solve_affine_depth(

@@ -242,23 +242,18 @@ def _part_faces(rings: int, segs: int) -> np.ndarray:
 
 def _sleeve(a: np.ndarray, b: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     """(6, 3) faces bridging the holes left by removing outward faces a and b, least twisted."""
-    orders = [b[[(k - i) % 3 for i in range(3)]] for k in range(3)]
-    beta = min(orders, key=lambda o: float(np.sum((vertices[a] - vertices[o]) ** 2)))
-    nxt = [1, 2, 0]
-    return np.array(
-        [
-            f
-            for i in range(3)
-            for f in ((a[i], a[nxt[i]], beta[nxt[i]]), (a[i], beta[nxt[i]], beta[i]))
-        ]
-    )
+    rotations = [b[[(k - i) % 3 for i in range(3)]] for k in range(3)]
+    beta = min(rotations, key=lambda r: float(np.sum((vertices[a] - vertices[r]) ** 2)))
+    nxt = (1, 2, 0)
+    pairs = [((a[i], a[nxt[i]], beta[nxt[i]]), (a[i], beta[nxt[i]], beta[i])) for i in range(3)]
+    return np.array(pairs).reshape(6, 3)
 
 
 @cache
 def _faces() -> np.ndarray:
     """(13776, 3) faces of the joined surface, from the neutral layout (same for every model)."""
     body = _build(_PRESETS["neutral"])
-    parts = [_part_faces(r, s) + o for (r, s), o in zip(GRID, _OFFSETS, strict=False)]
+    parts = [_part_faces(r, s) + o for (r, s), o in zip(GRID, _OFFSETS[:-1], strict=True)]
     keep = [np.ones(len(f), bool) for f in parts]
     used = np.zeros(NUM_VERTICES, bool)
 
