@@ -26,6 +26,7 @@ __all__ = [
     "recenter_translation",
     "refit_betas",
     "scale_translation",
+    "update_bodies",
 ]
 
 KID_HEIGHT = 1.45
@@ -140,6 +141,41 @@ def recenter_translation(
     offset = (scale[:, None, None] * old - new).mean(axis=1)
     transl_new[:, :2] += offset[:, :2]
     return transl_new
+
+
+def update_bodies(
+    body: BodyModel,
+    betas: np.ndarray,
+    body_pose: np.ndarray,
+    global_orient: np.ndarray,
+    transl: np.ndarray,
+    scale: np.ndarray,
+    prior_cls: np.ndarray,
+    *,
+    method: Literal["newton", "finite_difference"] = "newton",
+    recenter: Literal["all", "kid", "none"] = "all",
+) -> tuple[np.ndarray, np.ndarray]:
+    """New (betas (N, B), transl (N, 3)) of N people re-placed by scale factors s_i = z*/z_hat.
+
+    The T-pose height becomes H(beta) s_i through one coefficient (`height_coefficient`), and
+    the translation becomes s_i T, re-centred on the posed joints: for every person by default,
+    because a shape change moves the root relative to the body and shifts its 2D projection;
+    "kid" re-centres only kid-coefficient updates (official code), "none" never.
+    """
+    if recenter not in ("all", "kid", "none"):
+        raise ValueError(f"recenter must be 'all', 'kid' or 'none', got {recenter!r}")
+    betas = np.array(betas, dtype=np.float64, ndmin=2)
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+    target = body.tpose_height(betas) * scale
+    coefficient = height_coefficient(prior_cls, scale, target, body.num_betas)
+    new_betas = refit_betas(body, betas, target, coefficient, method=method)
+    if recenter == "none":
+        return new_betas, scale_translation(transl, scale)
+    moved = recenter_translation(body, betas, new_betas, body_pose, global_orient, transl, scale)
+    if recenter == "kid":
+        use = coefficient == body.num_betas - 1
+        moved = np.where(use[:, None], moved, scale_translation(transl, scale))
+    return new_betas, moved
 
 
 def posterior_filter(
