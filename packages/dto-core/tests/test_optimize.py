@@ -18,6 +18,7 @@ from dto_core import (
     height_prior,
     optimize_scene,
     optimize_scenes,
+    person_apparent_scale,
 )
 from dto_core.priors import OFFICIAL_PRIORS
 from dto_core.synthetic import sample_crowds
@@ -504,3 +505,10 @@ def test_config_presets_and_validation():
         DTOConfig.paper(lower_bound_factor=6.0)
     cfg = DTOConfig.official(use_age_prior=False)
     assert list(cfg.prior_classes([2.0, 40.0], [0.9, 0.1])) == [M, F]
+
+
+def test_apparent_scale_is_twice_the_focal_over_depth_and_short_side():
+    got = person_apparent_scale(1000.0, np.array([4.0, 8.0]), (480, 640))
+    np.testing.assert_allclose(got, [2 * 1000 / (4 * 480), 2 * 1000 / (8 * 480)])
+    with pytest.raises(ValueError, match="transl_z"):
+        person_apparent_scale(1000.0, np.array([0.0]), (480, 640))

@@ -13,6 +13,7 @@ from dto_core.optimize import (
     PersonStatus,
     optimize_scene,
     optimize_scenes,
+    person_apparent_scale,
 )
 from dto_core.priors import PriorClass, height_prior, prior_class
 from dto_core.solve import (
@@ -43,6 +44,7 @@ __all__ = [
     "height_prior",
     "optimize_scene",
     "optimize_scenes",
+    "person_apparent_scale",
     "prior_class",
     "solve_affine_depth",
     "solve_affine_depth_batch",

@@ -25,6 +25,7 @@ __all__ = [
     "PersonStatus",
     "optimize_scene",
     "optimize_scenes",
+    "person_apparent_scale",
 ]
 
 
@@ -445,6 +446,20 @@ def _far_after_near(gr: _Groups, fit: _GroupFit, h, t, d, mu, sigma, config) -> 
             recount & (fit.n_opt > 0), res_sum / np.maximum(fit.n_opt, 1), fit.score
         )
     return skipped
+
+
+def person_apparent_scale(
+    focal_y: float, transl_z: np.ndarray, image_size: tuple[int, int]
+) -> np.ndarray:
+    """2 f_y / (T_z min(H, W)) per person, about 1.18 x the person's apparent height as a
+    fraction of the short image side; the official near/far split calls < 1/4 far.
+
+    focal_y: px; transl_z: (K,) teacher translation z (m); image_size: (H, W) px.
+    """
+    transl_z = np.asarray(transl_z, dtype=np.float64)
+    if not np.all(np.isfinite(transl_z) & (transl_z > 0)):
+        raise ValueError("transl_z must be finite and > 0")
+    return 2.0 * focal_y / (transl_z * min(image_size))
 
 
 def optimize_scene(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dto_core.cues import CueStatus, DepthCues
+from dto_core.optimize import person_apparent_scale
 from dto_core.priors import PAPER_PRIORS, PriorClass, prior_class
 
 __all__ = ["PixelScene", "SyntheticCrowds", "render_scene", "sample_crowds"]
@@ -217,7 +218,7 @@ def sample_crowds(
         teacher_height=h_hat,
         teacher_depth=z_hat,
         cues=cues,
-        apparent_scale=2 * focal[scene] * f_ratio[scene] / (z_hat * min(img_h, img_w)),
+        apparent_scale=person_apparent_scale(focal[scene] * f_ratio[scene], z_hat, image_size),
         focal=focal,
         focal_ratio=f_ratio,
         camera_height=cam_h,
