@@ -1,0 +1,1 @@
+"""dto_humans_hub."""

@@ -1,0 +1,1 @@
+"""mahmr_model."""
