@@ -234,7 +234,14 @@ def _validate(height, prior_cls, cues, offsets, apparent_scale, config) -> np.nd
         if np.shape(x) != (n,):
             raise ValueError(f"cues.{name} must have shape ({n},), got {np.shape(x)}")
     offsets = np.asarray(offsets)
-    if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0):
+    if (
+        offsets.ndim != 1
+        or offsets.size == 0
+        or not np.issubdtype(offsets.dtype, np.integer)
+        or offsets[0] != 0
+        or offsets[-1] != n
+        or np.any(np.diff(offsets) < 0)
+    ):
         raise ValueError(f"offsets must be non-decreasing from 0 to N={n}, got {offsets!r}")
     ok = cues.ok
     checks = [
