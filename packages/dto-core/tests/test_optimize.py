@@ -489,7 +489,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"cues\.slope must have shape"):
         optimize_scene(SPEC_H, SPEC_CLS, dataclasses.replace(cues, slope=np.ones(2)))
     for offsets in ([], [0, 2], [0, 2.0, 3], [0, 2, 1, 3]):
-        with pytest.raises(ValueError, match="offsets must be non-decreasing"):
+        with pytest.raises(ValueError, match="offsets must be integers non-decreasing"):
             optimize_scenes(SPEC_H, SPEC_CLS, cues, np.array(offsets))
     with pytest.raises(ValueError, match="PriorClass"):
         optimize_scene(SPEC_H, [0, 1, 9], cues)

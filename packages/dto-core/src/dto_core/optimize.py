@@ -242,7 +242,9 @@ def _validate(height, prior_cls, cues, offsets, apparent_scale, config) -> np.nd
         or offsets[-1] != n
         or np.any(np.diff(offsets) < 0)
     ):
-        raise ValueError(f"offsets must be non-decreasing from 0 to N={n}, got {offsets!r}")
+        raise ValueError(
+            f"offsets must be integers non-decreasing from 0 to N={n}, got {offsets!r}"
+        )
     ok = cues.ok
     checks = [
         ("height", height, True),
