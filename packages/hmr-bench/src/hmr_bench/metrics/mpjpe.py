@@ -1,0 +1,109 @@
+"""Joint and vertex position errors, per person, in millimetres.
+
+All inputs are metres, (N, K, 3) for N people and K joints or vertices. A NaN coordinate makes
+that person's error NaN (nothing is dropped); mismatched shapes raise ValueError.
+
+- MPJPE = 1000 mean_k |(P_k - r_P) - (G_k - r_G)| with roots r_P, r_G (none by default).
+- PA-MPJPE = 1000 mean_k |s R P_k + t - G_k| after the similarity Procrustes fit
+  (metrics.procrustes); NaN for people with < 3 points or rank-deficient P.
+- PVE (MVE in the paper) and PA-PVE: the same on mesh vertices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hmr_bench.metrics.procrustes import similarity_procrustes
+
+__all__ = ["M_TO_MM", "mpjpe", "pa_mpjpe", "pa_pve", "pve", "root_relative"]
+
+M_TO_MM = 1000.0
+
+
+def _pair(pred: np.ndarray, gt: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if pred.ndim != 3 or pred.shape[-1] != 3 or gt.ndim != 3 or gt.shape[-1] != 3:
+        raise ValueError(f"{what}: pred and gt must be (N, K, 3), got {pred.shape}, {gt.shape}")
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f"{what}: pred has {pred.shape[1]} points for {pred.shape[0]} people, gt has "
+            f"{gt.shape[1]} for {gt.shape[0]}: they must match"
+        )
+    return pred, gt
+
+
+def _root(root: np.ndarray | None, n: int, what: str) -> np.ndarray:
+    if root is None:
+        return np.zeros((n, 1, 3))
+    root = np.asarray(root, dtype=np.float64)
+    if root.shape != (n, 3):
+        raise ValueError(f"{what} must be ({n}, 3), got {root.shape}")
+    return root[:, None, :]
+
+
+def root_relative(points: np.ndarray, root: int) -> np.ndarray:
+    """points (N, K, 3) minus their joint `root`."""
+    points = np.asarray(points, dtype=np.float64)
+    return points - points[:, root : root + 1]
+
+
+def mpjpe(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    root: int | None = None,
+    pred_root: np.ndarray | None = None,
+    gt_root: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean per-joint position error (N,) mm of pred, gt (N, J, 3) m.
+
+    root: joint index subtracted on both sides; or pred_root / gt_root (N, 3) m given
+    explicitly. mask (N, J) bool: joints averaged per person (a person with none is NaN).
+    """
+    pred, gt = _pair(pred, gt, "mpjpe")
+    n = len(pred)
+    if root is not None:
+        if pred_root is not None or gt_root is not None:
+            raise ValueError("give either root or pred_root/gt_root, not both")
+        pred_root, gt_root = pred[:, root], gt[:, root]
+    diff = (pred - _root(pred_root, n, "pred_root")) - (gt - _root(gt_root, n, "gt_root"))
+    dist = np.sqrt(np.einsum("nkc,nkc->nk", diff, diff))
+    if mask is None:
+        return M_TO_MM * dist.mean(axis=1)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != dist.shape:
+        raise ValueError(f"mask must be {dist.shape}, got {mask.shape}")
+    count = mask.sum(axis=1)
+    total = np.where(mask, dist, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, M_TO_MM * total / count, np.nan)
+
+
+def pa_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Procrustes-aligned MPJPE (N,) mm of pred, gt (N, J, 3) m (translation is fitted, so
+    root alignment is irrelevant); NaN where the fit is degenerate."""
+    pred, gt = _pair(pred, gt, "pa_mpjpe")
+    transform = similarity_procrustes(pred, gt, mask)
+    aligned = transform.apply(pred)
+    return mpjpe(aligned, gt, mask=mask)
+
+
+def pve(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    pred_root: np.ndarray | None = None,
+    gt_root: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-vertex error (N,) mm of meshes pred, gt (N, V, 3) m, each shifted by its root (N, 3)
+    (3DPW / Hi4D: the H36M pelvis regressed from that mesh)."""
+    pred, gt = _pair(pred, gt, "pve")
+    return mpjpe(pred, gt, pred_root=pred_root, gt_root=gt_root)
+
+
+def pa_pve(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Procrustes-aligned per-vertex error (N,) mm; the fit uses all vertices."""
+    pred, gt = _pair(pred, gt, "pa_pve")
+    return pa_mpjpe(pred, gt)
