@@ -1,0 +1,87 @@
+"""Named constants of the DTO-Humans formats, each with its source.
+
+Units everywhere: metres (3D), pixels (2D), radians (angles); OpenCV camera frame (x right,
+y down, z forward).
+"""
+
+from __future__ import annotations
+
+from dto_core.optimize import PersonStatus
+
+SCHEMA_VERSION = "1.0.0"
+"""Version of the row schema (`dto_humans_hub.schema`). Bump the major number when a column is
+removed, renamed or changes meaning; class-label lists are only ever appended to."""
+
+DATASET_NAME = "dto-humans"
+
+NUM_BODY_JOINTS = 24
+"""SMPL kinematic joints: axis-angle pose is (24, 3), global orientation first (SMPL)."""
+
+NUM_BETAS = 11
+"""Shape coefficients: 10 SMPL betas plus the SMPL-A / AGORA kid-template blend as the 11th
+(DTO-Humans release, MA-HMR). 10-beta sources are padded with a zero 11th entry, as MA-HMR does."""
+
+NUM_SMPL_BETAS = 10
+"""Betas of plain SMPL (CameraHMR's release files)."""
+
+NUM_KEYPOINTS = 44
+"""2D keypoints in the CameraHMR / 4D-Humans 44-joint order (OpenPose BODY_25 then 19 extra joints);
+CameraHMR's `gtkps` hold at least 44 rows and the first 44 are used (DTO-Humans code)."""
+
+BOX_SCALE_PX = 200.0
+"""CameraHMR / 4D-Humans `scale` convention: box side in pixels = 200 x scale (SPIN, HMR2)."""
+
+SOURCES = ("coco", "mpii", "aic", "insta")
+"""Source image collections of 4D-Humans as released by CameraHMR, in class-label order."""
+
+SOURCE_FILE_PREFIXES = {"coco": "coco", "mpii": "mpii", "aic": "aic", "insta": "insta"}
+"""Lower-cased file-name prefixes: `COCO_CHMR_SMPL_OPT.npz`, `insta1-release.npz`, ..."""
+
+INSTA_KEY_PREFIX = "insta-train/"
+"""MA-HMR's `prepare_dto.py` / `prepare_chmr.py` prefix InstaVariety image keys with this."""
+
+KEY_PATH_DEPTH = {"coco": 1, "mpii": 1, "aic": 1, "insta": 3}
+"""Trailing path components of CameraHMR's `imgname` that form the image key (DTO-Humans code:
+`dir_depth` 3 for InstaVariety, 1 otherwise)."""
+
+ANNOTATION_SOURCES = ("dto_humans_release", "camerahmr_release", "dto_run")
+"""Where a row's annotation comes from: the released `*_CHMR_SMPL_OPT.npz` (DTO-Humans), CameraHMR's
+`*-release.npz` 4D-Humans pGT (the paper's "w. 4D" baseline), or a DTO run of this project."""
+
+AGE_GROUPS = ("baby", "kid", "teen", "adult")
+"""Age groups of the height priors: < 3, 3-8, 8-15, >= 15 years (paper supp. Sec. 6.4)."""
+
+PERSON_ORIGINS = ("released", "new")
+"""`released`: a person of CameraHMR's released pGT matched by DTO's stage A; `new`: a detection
+without a released person, estimated afresh by CameraHMR (stage B, `is_released = False`)."""
+
+DEPTH_GROUPS = ("near", "far")
+"""Affine-map group of a person (official code's near/far split); without the split everyone is
+`near` (group 0)."""
+
+PERSON_STATUSES = tuple(s.name.lower() for s in PersonStatus if s != PersonStatus.REMOVED)
+"""`dto_core.optimize.PersonStatus` names; removed persons never reach the dataset."""
+
+DTO_STATUSES = ("not_run", "kept", "rejected_score", "not_optimised")
+"""Per image: no DTO (a teacher-only pGT), kept by the posterior filter, rejected by it (score
+>= 1.5), or no group optimised >= 2 persons. The released DTO-Humans holds kept images only."""
+
+POSTERIOR_SCORE_THRESHOLD = 1.5
+"""DTO-Humans keeps an image iff its mean standardized residual is below this (paper Sec. 3.3)."""
+
+UNKNOWN_LABEL = -1
+"""Class-label value for "not recorded by this source" (the `datasets` convention for no label)."""
+
+UNKNOWN_SIZE = -1
+"""Image width/height when the source does not record it."""
+
+MAX_SHARD_BYTES = 500_000_000
+"""Upper bound of a shard's uncompressed Arrow size (`datasets` MAX_SHARD_SIZE, "500MB"). Shards
+split the data evenly, so every shard of a multi-shard split holds 250-500 MB."""
+
+ANNOTATIONS_CONFIG = "annotations"
+IMAGES_CONFIG = "images"
+CONFIGS = (ANNOTATIONS_CONFIG, IMAGES_CONFIG)
+
+DATA_LICENSE = "cc-by-nc-4.0"
+"""Licence of the DTO-Humans annotations (upstream release)."""

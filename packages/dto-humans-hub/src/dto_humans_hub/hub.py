@@ -1,0 +1,253 @@
+"""Publishing datasets and checkpoints to the Hugging Face Hub and downloading them back.
+
+Uploads go through `HfApi.create_repo` + `HfApi.upload_folder` (with `hf_xet`, the default on the
+Hub, a pipelined, multi-commit upload that resumes when re-run). On top of that, files already on
+the remote with the same content (sha256 for LFS files, the git blob id otherwise) are skipped, so
+re-running an interrupted publish only sends what is missing, and the card goes last, after the
+data it describes. Tokens come from `HF_TOKEN` or `hf auth login` (or an explicit argument) and
+are never printed or logged. `HF_ENDPOINT` (read by huggingface_hub at import) selects a mirror or
+a test server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from huggingface_hub import DatasetCard, HfApi, get_token, snapshot_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from dto_humans_hub.checkpoint import CARD, CONFIG, checkpoint_files, render_model_card
+from dto_humans_hub.conventions import ANNOTATIONS_CONFIG
+from dto_humans_hub.writer import MANIFEST, STAGING_DIR, verify_dataset, write_atomic
+
+__all__ = [
+    "PublishError",
+    "UploadFile",
+    "UploadPlan",
+    "download_dataset",
+    "plan_checkpoint_upload",
+    "plan_dataset_upload",
+    "publish",
+    "token_source",
+]
+
+logger = logging.getLogger(__name__)
+
+DATASET_PATTERNS = ("README.md", MANIFEST, "data/*/*.parquet", "figures/*.png")
+"""The files of a built dataset that are published (staging and anything else stay local)."""
+
+
+class PublishError(ValueError):
+    """A folder is not fit to publish."""
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    """A file to upload: path in the repo, size (bytes), sha256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    """What `publish` would send: the folder, the target repo, and the files."""
+
+    folder: Path
+    repo_id: str
+    repo_type: Literal["dataset", "model"]
+    files: tuple[UploadFile, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def describe(self) -> str:
+        """A human-readable listing (no token, nothing secret)."""
+        lines = [f"{self.repo_type} repo {self.repo_id} <- {self.folder}"]
+        lines += [f"  {f.path}  {f.size} bytes  sha256 {f.sha256[:12]}" for f in self.files]
+        lines.append(f"  {len(self.files)} files, {self.total_bytes} bytes")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _git_blob_id(path: Path) -> str:
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def _check_repo_id(repo_id: str) -> None:
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise PublishError(f"repo id must be ORG/NAME, got {repo_id!r}")
+
+
+def plan_dataset_upload(root: str | os.PathLike[str], repo_id: str) -> UploadPlan:
+    """Check a built dataset (manifest checksums, card YAML, no loading script) and list the files
+    to publish; raises PublishError or DatasetVerificationError."""
+    _check_repo_id(repo_id)
+    root = Path(root)
+    manifest = verify_dataset(root)
+    if ANNOTATIONS_CONFIG not in manifest["configs"]:
+        raise PublishError(f"{root}: no {ANNOTATIONS_CONFIG!r} config built")
+    if not (root / "README.md").is_file():
+        raise PublishError(f"{root}: no README.md (dataset card); run the build's card step")
+    card = DatasetCard.load(root / "README.md")
+    declared = {c["config_name"] for c in card.data.to_dict().get("configs", [])}
+    if declared != set(manifest["configs"]):
+        raise PublishError(
+            f"{root}/README.md declares configs {sorted(declared)} but the manifest has "
+            f"{sorted(manifest['configs'])}; re-render the card"
+        )
+    scripts = sorted(p.name for p in root.glob("*.py"))
+    if scripts:
+        raise PublishError(f"{root}: Python files at the root {scripts} would be taken for a "
+                           "dataset loading script, which datasets >= 4 refuses")  # fmt: skip
+    checksums = {
+        s["path"]: s["sha256"]
+        for entry in manifest["configs"].values()
+        for split in entry["splits"].values()
+        for s in split["shards"]
+    }
+    files = []
+    for pattern in DATASET_PATTERNS:
+        for path in sorted(root.glob(pattern)):
+            rel = path.relative_to(root).as_posix()
+            sha = checksums.get(rel) or _sha256(path)
+            files.append(UploadFile(rel, path.stat().st_size, sha))
+    others = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file()
+        and not p.relative_to(root).as_posix().startswith(STAGING_DIR)
+        and p.relative_to(root).as_posix() not in {f.path for f in files}
+    )
+    notes = (f"not published (not part of a dataset): {others}",) if others else ()
+    return UploadPlan(root, repo_id, "dataset", tuple(files), notes)
+
+
+def plan_checkpoint_upload(directory: str | os.PathLike[str], repo_id: str) -> UploadPlan:
+    """Check a checkpoint folder (safetensors + config.json, no pickles) and list its files."""
+    _check_repo_id(repo_id)
+    directory = Path(directory)
+    files = [
+        UploadFile(p.relative_to(directory).as_posix(), p.stat().st_size, _sha256(p))
+        for p in checkpoint_files(directory)
+    ]
+    notes = () if (directory / CARD).is_file() else (f"no {CARD}: a model card is generated",)
+    return UploadPlan(directory, repo_id, "model", tuple(files), notes)
+
+
+def token_source() -> str:
+    """Where the token would come from, without revealing it."""
+    if os.environ.get("HF_TOKEN"):
+        return "the HF_TOKEN environment variable"
+    return "the stored `hf auth login` token" if get_token() else "none (anonymous)"
+
+
+def _unchanged(api: HfApi, plan: UploadPlan, revision: str | None) -> set[str]:
+    """Paths whose remote content already equals the local file."""
+    try:
+        remote = api.get_paths_info(
+            plan.repo_id, [f.path for f in plan.files], repo_type=plan.repo_type, revision=revision
+        )
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+        return set()
+    local = {f.path: f for f in plan.files}
+    same = set()
+    for entry in remote:
+        mine = local.get(entry.path)
+        if mine is None or getattr(entry, "size", None) != mine.size:
+            continue
+        lfs = getattr(entry, "lfs", None)
+        if lfs is not None:
+            if lfs.sha256 == mine.sha256:
+                same.add(entry.path)
+        elif entry.blob_id == _git_blob_id(plan.folder / entry.path):
+            same.add(entry.path)
+    return same
+
+
+def publish(
+    plan: UploadPlan,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+    token: str | None = None,
+) -> list[str]:
+    """Create the repo if needed and upload the plan's files that differ from the remote, data
+    before the card. Returns the uploaded paths (empty if the remote is up to date)."""
+    api = HfApi(token=token)
+    api.create_repo(plan.repo_id, repo_type=plan.repo_type, private=private, exist_ok=True)
+    if plan.repo_type == "model" and not (plan.folder / CARD).is_file():
+        config = json.loads((plan.folder / CONFIG).read_text())
+        text = str(render_model_card(config, repo_id=plan.repo_id))
+        write_atomic(plan.folder / CARD, lambda f: f.write(text.encode()))
+        plan = plan_checkpoint_upload(plan.folder, plan.repo_id)
+    same = _unchanged(api, plan, revision)
+    todo = [f.path for f in plan.files if f.path not in same]
+    logger.info("%d files up to date, %d to upload", len(same), len(todo))
+    message = commit_message or f"Upload {plan.repo_type} with dto-humans-hub"
+    for batch in ([p for p in todo if p != CARD], [p for p in todo if p == CARD]):
+        if batch:
+            api.upload_folder(
+                folder_path=plan.folder,
+                repo_id=plan.repo_id,
+                repo_type=plan.repo_type,
+                revision=revision,
+                allow_patterns=batch,
+                commit_message=message,
+            )
+    return todo
+
+
+def download_dataset(
+    repo_id: str,
+    *,
+    local_dir: str | os.PathLike[str] | None = None,
+    revision: str | None = None,
+    configs: tuple[str, ...] = (ANNOTATIONS_CONFIG,),
+    local_files_only: bool = False,
+) -> Path:
+    """Download the card, manifest, figures and the given configs' shards (`snapshot_download`)
+    and check the shards of those configs against the manifest's sha256. Returns the folder."""
+    path = Path(
+        snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            revision=revision,
+            local_dir=local_dir,
+            allow_patterns=["README.md", MANIFEST, "figures/*", *(f"data/{c}/*" for c in configs)],
+            local_files_only=local_files_only,
+        )
+    )
+    entries = json.loads((path / MANIFEST).read_text())["configs"]
+    for config in configs:
+        if config not in entries:
+            raise PublishError(f"{repo_id}: no {config!r} config (has {sorted(entries)})")
+        for split in entries[config]["splits"].values():
+            for shard in split["shards"]:
+                if _sha256(path / shard["path"]) != shard["sha256"]:
+                    raise PublishError(f"{repo_id}: {shard['path']} differs from the manifest")
+    return path
