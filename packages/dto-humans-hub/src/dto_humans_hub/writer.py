@@ -132,12 +132,12 @@ def plan_shards(row_bytes: np.ndarray, max_shard_bytes: int = MAX_SHARD_BYTES) -
     count = max(1, -(-total // max_shard_bytes))
     if count == 1 or len(row_bytes) <= 1:
         return np.array([0, len(row_bytes)], dtype=np.int64)
-    count = min(count, len(row_bytes))
     cumulative = np.cumsum(row_bytes)
     targets = total * np.arange(1, count) / count
     cuts = np.searchsorted(cumulative, targets, side="left") + 1
-    bounds = np.concatenate([[0], cuts, [len(row_bytes)]]).astype(np.int64)
-    return np.maximum.accumulate(bounds)
+    # rows larger than a share merge neighbouring cuts: drop the empty shards that would leave
+    cuts = np.clip(cuts, 1, len(row_bytes) - 1)
+    return np.unique(np.concatenate([[0], cuts, [len(row_bytes)]])).astype(np.int64)
 
 
 @contextlib.contextmanager
