@@ -9,6 +9,7 @@ from datasets import Dataset, Image, IterableDataset
 
 from dto_humans_hub.build import ImageRoot, MissingImagesError, image_path
 from dto_humans_hub.conventions import SOURCES
+from dto_humans_hub.schema import features
 
 __all__ = ["attach_images", "find_missing_images"]
 
@@ -47,9 +48,13 @@ def attach_images(dataset: D, image_root: ImageRoot) -> D:
                 f"{len(missing)} of {len(dataset)} images not found under {image_root} "
                 f"(e.g. {', '.join(missing[:5])})"
             )
-    with_paths = dataset.map(
-        lambda batch: {"image": _paths(batch, image_root)},
-        batched=True,
-        input_columns=None,
-    )
-    return with_paths.cast_column("image", Image())
+    joined = dataset.features.copy() if dataset.features is not None else features()
+    joined["image"] = Image()
+
+    def add_paths(batch: dict[str, list]) -> dict[str, list]:
+        return {"image": [{"path": p, "bytes": None} for p in _paths(batch, image_root)]}
+
+    if isinstance(dataset, IterableDataset):
+        # a streaming map only records features it is given; a cast makes rows decode through them
+        return dataset.map(add_paths, batched=True).cast(joined)
+    return dataset.map(add_paths, batched=True, features=joined)

@@ -1,0 +1,164 @@
+"""Images config, attach_images, the dataset card and the statistics."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import datasets
+import numpy as np
+import pytest
+from huggingface_hub import DatasetCard
+from PIL import Image
+
+from dto_humans_hub import (
+    MissingImagesError,
+    build_dataset,
+    build_images_config,
+    compute_statistics,
+    convert_released_opt,
+    features,
+    verify_dataset,
+)
+from dto_humans_hub.images import attach_images, find_missing_images
+from dto_humans_hub.schema import FIELDS, field_table_markdown
+from dto_humans_hub.stats import population_height_density
+
+
+def _write_images(batch, root, skip=()):
+    """A JPEG of the annotated size for each image, at root/<source>/<key>."""
+    for i, key in enumerate(batch.image_key):
+        if key in skip:
+            continue
+        path = root / "coco" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        colour = (i * 37 % 256, 80, 160)
+        size = (int(batch.width[i]), int(batch.height[i])) if batch.width[i] > 0 else (64, 48)
+        Image.new("RGB", size, colour).save(path, "JPEG")
+
+
+@pytest.fixture
+def built(tmp_path, opt_file, body_model):
+    conv = convert_released_opt(opt_file, body_model=body_model)
+    root = tmp_path / "ds"
+    build_dataset(root, conv, repo_id="acme/dto-humans")
+    return root, conv.batch
+
+
+def test_images_config_embeds_the_original_bytes(tmp_path, built):
+    root, batch = built
+    images = tmp_path / "images"
+    _write_images(batch, images)
+    report = build_images_config(root, images, max_shard_bytes=200_000)
+    assert report.num_images == batch.num_images and len(report.shards) > 1
+    verify_dataset(root)
+    ds = datasets.load_dataset(str(root), "images", split="train", cache_dir=str(tmp_path / "c"))
+    assert ds.features == features(images=True)
+    raw = ds.cast_column("image", datasets.Image(decode=False))
+    for row in raw.select(range(5)):
+        path = images / "coco" / row["image_key"]
+        assert row["image"]["bytes"] == path.read_bytes()  # not re-encoded
+        assert row["image"]["path"] == f"coco/{row['image_key']}"
+    row = ds.filter(lambda n: n > 0, input_columns="num_people")[0]
+    assert row["image"].size == (row["width"], row["height"])
+    card = DatasetCard.load(root / "README.md")
+    configs = {c["config_name"]: c for c in card.data.to_dict()["configs"]}
+    assert set(configs) == {"annotations", "images"} and configs["annotations"]["default"]
+    assert datasets.get_dataset_config_names(str(root)) == ["annotations", "images"]
+
+
+def test_missing_and_mismatched_images_are_errors(tmp_path, built):
+    root, batch = built
+    images = tmp_path / "images"
+    missing = list(batch.image_key[:3])
+    _write_images(batch, images, skip=missing)
+    with pytest.raises(MissingImagesError, match=r"3 of \d+ images not found"):
+        build_images_config(root, images)
+    report = build_images_config(root, images, on_missing="skip")
+    assert report.num_images == batch.num_images - 3
+    assert {r.image_key for r in report.rejected} == {f"coco/{k}" for k in missing}
+    manifest = verify_dataset(root)
+    assert manifest["configs"]["images"]["missing"] == [f"coco/{k}" for k in sorted(missing)]
+
+    wrong = images / "coco" / missing[0]
+    Image.new("RGB", (7, 5)).save(wrong, "JPEG")
+    with pytest.raises(ValueError, match=r"image is 7x5 px but the annotation says"):
+        build_images_config(root, images, on_missing="skip")
+
+
+def test_attach_images_joins_local_files(tmp_path, built):
+    root, batch = built
+    images = tmp_path / "images"
+    _write_images(batch, images, skip=[batch.image_key[0]])
+    ds = datasets.load_dataset(str(root), split="train", cache_dir=str(tmp_path / "c"))
+    assert find_missing_images(ds, images) == [f"coco/{batch.image_key[0]}"]
+    with pytest.raises(MissingImagesError, match="1 of"):
+        attach_images(ds, images)
+    present = ds.select(range(1, len(ds)))
+    joined = attach_images(present, {"coco": images / "coco"})
+    for row in joined.select(range(10)):
+        if row["width"] > 0:
+            assert row["image"].size == (row["width"], row["height"])
+    stream = datasets.load_dataset(str(root), split="train", streaming=True).skip(1)
+    streamed = list(attach_images(stream, images).take(10))
+    for row, want in zip(streamed, present.select(range(10)), strict=True):
+        assert row["image_key"] == want["image_key"] and row["smpl_pose"] == want["smpl_pose"]
+        if row["width"] > 0:
+            assert row["image"].size == (row["width"], row["height"])
+
+
+def test_card_yaml_and_field_table_follow_the_schema(built):
+    root, _ = built
+    card = DatasetCard.load(root / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "cc-by-nc-4.0"
+    info = data["dataset_info"]
+    assert datasets.Features._from_yaml_list(info["features"]) == features()
+    assert info["splits"][0]["num_examples"] == 60
+    assert 'load_dataset("acme/dto-humans"' in card.text
+    table = field_table_markdown()
+    assert table in card.text
+    names = [line.split("`")[1] for line in table.splitlines()[2:]]
+    assert names == [*features(), "image"]
+    for spec in FIELDS:
+        assert spec.unit and spec.description
+    for figure in ("persons_per_image", "fov", "height"):
+        png = (root / "figures" / f"{figure}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{figure}.png" in card.text
+
+
+def test_statistics_count_what_is_there(built):
+    root, batch = built
+    stats = compute_statistics(root)
+    counts = batch.num_people
+    assert stats.num_images == batch.num_images and stats.num_people == counts.sum()
+    s = stats.summary
+    assert s["images_without_people"] == np.sum(counts == 0)
+    assert s["images_with_10_or_more_people"] == np.sum(counts >= 10)
+    assert s["images_per_source"] == {"coco": batch.num_images}
+    assert s["minors_fraction"] is None  # the release records no age group
+    heights = np.sort(batch.body_height)
+    assert s["body_height_m_p5_p50_p95"][1] == pytest.approx(np.median(heights), abs=1e-4)
+    fov = np.rad2deg(batch.fov_y())
+    assert s["fov_y_deg_p5_p50_p95"][1] == pytest.approx(np.nanmedian(fov), abs=1e-3)
+
+
+def test_population_height_density_is_the_uniform_age_mixture():
+    grid = np.linspace(0.0, 3.0, 30001)
+    density = population_height_density(grid)
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-6)
+    # Monte Carlo oracle: ages uniform on [0, 80) years, each age group's Gaussian, adults 50/50
+    rng = np.random.default_rng(0)
+    age = rng.uniform(0, 80, 400_000)
+    male = rng.random(age.size) < 0.5
+    mean = np.select([age < 3, age < 8, age < 15, male], [0.801, 1.122, 1.477, 1.784], 1.647)
+    std = np.select([age < 3, age < 8, age < 15, male], [0.126, 0.120, 0.156, 0.076], 0.071)
+    heights = rng.normal(mean, std)
+    hist, edges = np.histogram(heights, bins=np.linspace(0.3, 2.1, 37), density=True)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    bin_mean = np.array(
+        [population_height_density(np.linspace(a, b, 101)).mean() for a, b in pairwise(edges)]
+    )
+    np.testing.assert_allclose(hist, bin_mean, atol=0.03)
+    assert np.mean(age < 15) == pytest.approx(15 / 80, abs=0.005)
+    assert 1.6 < centres[hist.argmax()] < 1.8
