@@ -41,6 +41,7 @@ __all__ = [
     "load_state_dict_checked",
     "read_state_dict",
     "save_safetensors",
+    "to_official_name",
     "to_official_state_dict",
 ]
 
@@ -177,7 +178,8 @@ def from_official_names(key: str) -> str:
     return key
 
 
-def _to_official_name(key: str) -> str:
+def to_official_name(key: str) -> str:
+    """The official name of one of our network keys (inverse of `from_official_names`)."""
     for official, ours in OFFICIAL_PREFIXES:
         if key.startswith(ours) and from_official_names(official + key[len(ours) :]) == key:
             return official + key[len(ours) :]
@@ -259,7 +261,7 @@ def load_official_state_dict(
 def to_official_state_dict(model: MAHMR, body: SMPLBody | None = None) -> dict[str, torch.Tensor]:
     """Our state dict under the official names, with aliases and derived buffers restored, and
     the SMPL buffers (`human_model.layer_n.*`) when a body layer is given."""
-    out = {_to_official_name(k): v for k, v in model.state_dict().items()}
+    out = {to_official_name(k): v for k, v in model.state_dict().items()}
     for key in [k for k in out if k.startswith(ALIAS_PREFIX[1])]:
         out[ALIAS_PREFIX[0] + key[len(ALIAS_PREFIX[1]) :]] = out[key]
     out.update(official_derived_buffers(model.config))
