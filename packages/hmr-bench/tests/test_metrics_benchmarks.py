@@ -84,7 +84,10 @@ def test_panoptic_root_shift():
     kpts3d = np.zeros((1, 24, 4))
     kpts3d[0, :, 3] = 1.0
     kpts3d[0, 14, :3] = [0.0, 1.0, 5.0]
+    kpts3d[0, 2, :3] = [-0.1, 1.0, 5.0]  # right hip level with the body centre
     gt_rel, _ = panoptic_gt_h36m(kpts3d)
-    assert list(J24_TO_H36M_CORRECT).index(14) == 0
-    # the body centre itself sits 0.06 m below the shifted root (y down)
-    np.testing.assert_allclose(gt_rel[0, 0], [0.0, 0.06, 0.0])
+    assert list(J24_TO_H36M_CORRECT)[:2] == [14, 2]
+    # the body centre is moved 0.06 m up (y down) and becomes the root: the hip sits below it
+    np.testing.assert_allclose(gt_rel[0, 0], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(gt_rel[0, 1], [-0.1, 0.06, 0.0])
+    np.testing.assert_array_equal(kpts3d[0, 14, :3], [0.0, 1.0, 5.0])  # input untouched

@@ -1,11 +1,12 @@
 """CMU Panoptic MPJPE as CRMH defined it and MA-HMR, ROMP and BEV use it.
 
-Ground truth: the J24 skeleton (metres, camera frame, 4th channel visibility); the body centre
-(J24 slot 14) is moved 0.06 m up (y -= 0.06, "following BMP"), the skeleton is mapped J24 -> H36M-17
-and made relative to that shifted centre. Prediction: H36M-17 regressed from the mesh, relative
-to its row 0. Per person error = 1000 sum_j v_j |p_j - g_j| / 17: it divides by 17 although only
-13 non-root joints carry ground truth (quirk B9), so it is 13/17 of the mean over visible joints;
-`divisor=None` gives that mean (over visible non-root joints) instead.
+Ground truth: the J24 skeleton (metres, camera frame, 4th channel visibility). The body centre
+(J24 slot 14) is moved 0.06 m up (y -= 0.06, "following BMP"); the skeleton is mapped
+J24 -> H36M-17 (slot 14 becomes the H36M root) and made relative to that moved centre.
+Prediction: H36M-17 regressed from the mesh, relative to its row 0. Per person error =
+1000 sum_j v_j |p_j - g_j| / 17: it divides by 17 although only 13 non-root joints carry ground
+truth (quirk B9), so it is 13/17 of the mean over visible joints; `divisor=None` gives that mean
+(over visible non-root joints) instead.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def panoptic_gt_h36m(
     kpts3d = np.asarray(kpts3d, dtype=np.float64)
     if kpts3d.ndim != 3 or kpts3d.shape[1:] != (24, 4):
         raise ValueError(f"kpts3d must be (P, 24, 4), got {kpts3d.shape}")
-    root = kpts3d[:, PANOPTIC_ROOT_J24, :3] + np.array([0.0, root_y_shift, 0.0])
-    mapped = kpts3d[:, list(j24_to_h36m)]
+    shifted = kpts3d.copy()
+    shifted[:, PANOPTIC_ROOT_J24, 1] += root_y_shift  # the joint itself moves, as in MA-HMR
+    mapped = shifted[:, list(j24_to_h36m)]
+    root = shifted[:, PANOPTIC_ROOT_J24, :3]
     return mapped[..., :3] - root[:, None, :], mapped[..., 3] > 0
 
 

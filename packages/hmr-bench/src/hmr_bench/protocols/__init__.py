@@ -1,0 +1,89 @@
+"""The five benchmark protocols and `evaluate`, which loads data, predictions and models."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hmr_bench.body import BodyModels
+from hmr_bench.datasets import BENCHMARKS, load_ground_truth
+from hmr_bench.predictions import Predictions, read_predictions
+from hmr_bench.protocols.common import EvalResult, Progress, ProtocolError
+from hmr_bench.protocols.config import MODES, ProtocolConfig
+from hmr_bench.protocols.mesh import evaluate_hi4d, evaluate_pw3d
+from hmr_bench.protocols.mupots import evaluate_mupots
+from hmr_bench.protocols.panoptic import evaluate_panoptic
+from hmr_bench.protocols.rh import evaluate_rh
+
+__all__ = [
+    "MODES",
+    "EvalResult",
+    "ProtocolConfig",
+    "ProtocolError",
+    "evaluate",
+    "evaluate_hi4d",
+    "evaluate_mupots",
+    "evaluate_panoptic",
+    "evaluate_pw3d",
+    "evaluate_rh",
+    "needs_body_models",
+]
+
+_MESH_FIELDS = ("verts", "joints24")
+
+
+def needs_body_models(benchmark: str, predictions: Predictions, config: ProtocolConfig) -> bool:
+    """Whether evaluating needs the SMPL model files (and regressors)."""
+    if benchmark in ("3dpw", "hi4d"):
+        return True
+    if benchmark in ("panoptic", "mupots"):
+        return not predictions.has("h36m17")
+    needs_kp = not predictions.has("kp2d")
+    needs_pelvis = config.rh_depth_source == "pelvis" and not (
+        predictions.has("pelvis") or predictions.has("h36m17")
+    )
+    return needs_kp or needs_pelvis
+
+
+def evaluate(
+    benchmark: str,
+    data_dir: str | os.PathLike[str],
+    predictions: Predictions | str | os.PathLike[str],
+    mode: str = "paper",
+    *,
+    config: ProtocolConfig | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+    layout: str = "auto",
+    progress: Progress | None = None,
+    **flags: Any,
+) -> EvalResult:
+    """Evaluate predictions (a Predictions object or a prediction file) on the test split of a
+    benchmark stored in data_dir (official or processed layout, detected).
+
+    mode "paper" reproduces the official evaluators, "clean" fixes their quirks; `flags`
+    override single ProtocolConfig switches. model_dir holds the SMPL files and regressors
+    (default $SMPL_MODEL_DIR), needed by 3DPW and Hi4D and to derive joints from meshes.
+    """
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; known: {BENCHMARKS}")
+    if config is None:
+        config = ProtocolConfig.for_mode(mode, **flags)
+    elif flags:
+        config = config.replace(**flags)
+    if not isinstance(predictions, Predictions):
+        predictions = read_predictions(predictions)
+    ground_truth = load_ground_truth(benchmark, data_dir, layout)  # type: ignore[arg-type]
+    models = None
+    if needs_body_models(benchmark, predictions, config):
+        models = BodyModels.load(model_dir, convention=config.h36m_regressor_convention)
+    kwargs = {"config": config, "progress": progress, "models": models}
+    mode = config.mode
+    if benchmark == "rh":
+        return evaluate_rh(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
+    if benchmark == "3dpw":
+        return evaluate_pw3d(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
+    if benchmark == "hi4d":
+        return evaluate_hi4d(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
+    if benchmark == "panoptic":
+        return evaluate_panoptic(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
+    return evaluate_mupots(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]

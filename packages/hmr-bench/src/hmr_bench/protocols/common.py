@@ -1,0 +1,98 @@
+"""What every protocol shares: the result record, errors, and predictions aligned to images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hmr_bench.predictions import PredictionError, Predictions
+from hmr_bench.protocols.config import ProtocolConfig
+
+__all__ = [
+    "EvalResult",
+    "Progress",
+    "ProtocolError",
+    "align_predictions",
+    "require",
+    "resolve_config",
+    "to_native",
+]
+
+Progress = Callable[[int], None]
+"""Called with the number of images just finished (apps draw progress bars with it)."""
+
+
+class ProtocolError(ValueError):
+    """The input cannot be evaluated under the chosen protocol; the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """metrics: named results (errors in mm, rates as fractions) as the spec lists per
+    benchmark; persons: per ground-truth person columns (N,) (image index, person index within
+    the image, matched prediction row or -1, per-person metric values, NaN where undefined);
+    image_keys index the `image` column; notes: caveats attached to these numbers."""
+
+    benchmark: str
+    config: ProtocolConfig
+    metrics: dict[str, Any]
+    persons: dict[str, np.ndarray]
+    image_keys: tuple[str, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+
+def resolve_config(mode: str, config: ProtocolConfig | None) -> ProtocolConfig:
+    """config if given (its mode must agree), else ProtocolConfig.for_mode(mode)."""
+    if config is None:
+        return ProtocolConfig.for_mode(mode)
+    if config.mode != mode:
+        raise ValueError(f"mode {mode!r} disagrees with config.mode {config.mode!r}")
+    return config
+
+
+def align_predictions(
+    predictions: Predictions, image_keys: tuple[str, ...], benchmark: str
+) -> np.ndarray:
+    """(I + 1,)-like table: for each ground-truth image, its prediction rows as (start, stop)
+    pairs (I, 2); images without an entry get an empty range. Predictions for images the
+    ground truth does not have raise (nothing is dropped silently)."""
+    known = set(image_keys)
+    unknown = [k for k in predictions.image_keys if k not in known]
+    if unknown:
+        raise PredictionError(
+            f"{len(unknown)} predicted image key(s) are not {benchmark} ground-truth images, e.g. "
+            f"{unknown[:3]}; keys must equal the loader's image keys"
+        )
+    ranges = np.zeros((len(image_keys), 2), np.int64)
+    for i, key in enumerate(image_keys):
+        rows = predictions.rows(key)
+        ranges[i] = rows.start, rows.stop
+    return ranges
+
+
+def require(
+    predictions: Predictions, benchmark: str, *alternatives: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The first group of fields the predictions have completely; raise naming all options."""
+    for group in alternatives:
+        if all(predictions.has(name) for name in group):
+            return group
+    options = " or ".join("+".join(g) for g in alternatives)
+    have = sorted(predictions.fields)
+    raise PredictionError(f"{benchmark} needs prediction field(s) {options}; the file has {have}")
+
+
+def to_native(value: Any) -> Any:
+    """numpy scalars -> Python numbers (for JSON)."""
+    if isinstance(value, dict):
+        return {k: to_native(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,125 @@
+"""Quantities the protocols need, taken from the prediction file or derived from what it has.
+
+- verts, joints24: the file's, or the neutral SMPL model posed with betas + pose + transl
+  (11 betas: the neutral model with the kid template as the 11th shape direction);
+- h36m17: the file's, or the H36M regressor applied to verts;
+- kp2d (CrowdPose-14): the file's, or SMPL joints + the extra regressor's head top and neck
+  projected with K (MA-HMR, DTO); hips from the LSP rows of the extra regressor for BEV;
+- pelvis: the file's, or H36M row 0; T-pose heights from betas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hmr_bench.body import Bodies, BodyModels, pose_bodies
+from hmr_bench.joints import (
+    CP14_FROM_SMPL24,
+    CP14_HIPS,
+    EXTRA_HEAD_TOP,
+    EXTRA_LSP_HIPS,
+    EXTRA_NECK,
+)
+from hmr_bench.predictions import PredictionError, Predictions
+
+__all__ = ["PredictionGeometry", "project"]
+
+PARAMS = ("betas", "pose", "transl")
+
+
+def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixels (n, J, 2) of camera-frame points (n, J, 3) with per-person K (n, 3, 3)."""
+    uvw = np.einsum("nab,njb->nja", K, points)
+    return uvw[..., :2] / uvw[..., 2:]
+
+
+class PredictionGeometry:
+    """Per-row access to prediction geometry; `rows` are flat prediction row indices."""
+
+    def __init__(self, predictions: Predictions, models: BodyModels | None) -> None:
+        self.p = predictions
+        self.models = models
+
+    def _need_models(self, what: str) -> BodyModels:
+        if self.models is None:
+            raise PredictionError(f"deriving {what} needs the SMPL model files (--model-dir)")
+        return self.models
+
+    def _posed(self, rows: np.ndarray) -> Bodies:
+        missing = [name for name in PARAMS if not self.p.has(name)]
+        if missing:
+            have = sorted(self.p.fields)
+            raise PredictionError(
+                f"predictions need verts / joints24, or {'+'.join(PARAMS)} to pose the neutral "
+                f"SMPL model; missing {missing} (have {have})"
+            )
+        models = self._need_models("meshes from SMPL parameters")
+        betas = self.p.get("betas")[rows].astype(np.float64)
+        model = models.model("neutral", betas.shape[1])
+        return pose_bodies(model, betas, self.p.get("pose")[rows], self.p.get("transl")[rows])
+
+    def bodies(self, rows: np.ndarray, need_joints: bool = True) -> Bodies:
+        """verts (n, V, 3) and joints24 (n, 24, 3) (joints24 only if need_joints)."""
+        has_v, has_j = self.p.has("verts"), self.p.has("joints24")
+        if has_v and (has_j or not need_joints):
+            verts = self.p.get("verts")[rows].astype(np.float64)
+            joints = (
+                self.p.get("joints24")[rows].astype(np.float64)
+                if has_j
+                else np.zeros((len(rows), 24, 3))
+            )
+            return Bodies(verts, joints)
+        posed = self._posed(rows)
+        verts = self.p.get("verts")[rows].astype(np.float64) if has_v else posed.verts
+        joints = self.p.get("joints24")[rows].astype(np.float64) if has_j else posed.joints24
+        return Bodies(verts, joints)
+
+    def h36m(self, rows: np.ndarray, verts: np.ndarray | None = None) -> np.ndarray:
+        """H36M-17 (n, 17, 3) m."""
+        if self.p.has("h36m17"):
+            return self.p.get("h36m17")[rows].astype(np.float64)
+        models = self._need_models("H36M joints from meshes")
+        if verts is None:
+            verts = self.bodies(rows, need_joints=False).verts
+        return models.h36m(verts)
+
+    def kp2d(self, rows: np.ndarray, hip_source: str = "smpl") -> np.ndarray:
+        """CrowdPose-14 (n, 14, 2) px, original image."""
+        if self.p.has("kp2d"):
+            return self.p.get("kp2d")[rows].astype(np.float64)
+        if not self.p.has("K"):
+            raise PredictionError("deriving kp2d (CrowdPose-14) needs K with the meshes")
+        models = self._need_models("kp2d from meshes")
+        if models.regressors.extra is None:
+            raise PredictionError("deriving kp2d needs J_regressor_extra.npy in the model folder")
+        bodies = self.bodies(rows)
+        extra = models.regressors.extra(bodies.verts)
+        joints = np.concatenate(
+            [
+                bodies.joints24[:, list(CP14_FROM_SMPL24)],
+                extra[:, [EXTRA_HEAD_TOP]],
+                extra[:, [EXTRA_NECK]],
+            ],
+            axis=1,
+        )
+        if hip_source == "lsp":
+            joints[:, list(CP14_HIPS)] = extra[:, list(EXTRA_LSP_HIPS)]
+        return project(joints, self.p.get("K")[rows].astype(np.float64))
+
+    def depth(self, rows: np.ndarray, source: str) -> np.ndarray:
+        """Depth (n,) m for PCDR: z of `transl` or of the pelvis."""
+        if source == "transl":
+            if not self.p.has("transl"):
+                raise PredictionError(
+                    "rh_depth_source='transl' needs the 'transl' field; pass "
+                    "rh_depth_source='pelvis' (pelvis, h36m17 or verts) instead"
+                )
+            return self.p.get("transl")[rows, 2].astype(np.float64)
+        if self.p.has("pelvis"):
+            return self.p.get("pelvis")[rows, 2].astype(np.float64)
+        if self.p.has("h36m17") or self.p.has("verts") or all(self.p.has(k) for k in PARAMS):
+            return self.h36m(rows)[:, 0, 2]
+        raise PredictionError(
+            "rh_depth_source='pelvis' needs 'pelvis', 'h36m17', 'verts' or SMPL parameters; "
+            "with only 'transl' pass rh_depth_source='transl'"
+        )
