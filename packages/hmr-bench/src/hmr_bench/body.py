@@ -42,6 +42,27 @@ class Bodies:
         return np.concatenate([self.joints24, self.verts[:, list(SMPLX_VERTEX_JOINT_IDS)]], axis=1)
 
 
+def _fingerprint(folder: Path) -> tuple:
+    """A folder's identity for the cache: its path and the size / mtime of its .pkl, .npz and
+    .npy files (and those of its smpl/ subfolder)."""
+    files = sorted(
+        p
+        for d in (folder, folder / "smpl")
+        if d.is_dir()
+        for p in d.iterdir()
+        if p.suffix in (".pkl", ".npz", ".npy")
+    )
+    return (
+        str(folder.resolve()),
+        tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files),
+    )
+
+
+_LOADED: dict[tuple, BodyModels] = {}
+"""Loaded model sets by folder fingerprint: the models are read-only, so sharing them is safe
+and repeated evaluations in one process skip re-reading ~100 MB of model files."""
+
+
 @dataclass(eq=False)
 class BodyModels:
     """Lazily loaded neutral / male / female (+ kid) models and the joint regressors."""
@@ -66,11 +87,14 @@ class BodyModels:
                 )
             model_dir = os.environ[MODEL_DIR_ENV]
         model_dir = Path(model_dir)
-        neutral = BodyModel.from_dir(model_dir, "neutral")
-        regressors = load_regressors(regressor_dir or model_dir, neutral, convention)  # type: ignore[arg-type]
-        models = cls(model_dir, regressors)
-        models._cache[("neutral", 10)] = neutral
-        return models
+        key = (_fingerprint(model_dir), _fingerprint(Path(regressor_dir or model_dir)), convention)
+        if key not in _LOADED:
+            neutral = BodyModel.from_dir(model_dir, "neutral")
+            regressors = load_regressors(regressor_dir or model_dir, neutral, convention)  # type: ignore[arg-type]
+            models = cls(model_dir, regressors)
+            models._cache[("neutral", 10)] = neutral
+            _LOADED[key] = models
+        return _LOADED[key]
 
     def model(self, gender: str = "neutral", num_betas: int = 10) -> BodyModel:
         """The SMPL model of a gender with 10 betas, or 11 (neutral + kid template)."""

@@ -126,7 +126,7 @@ class Predictions:
             raise PredictionError(
                 f"field {name!r} has shape {array.shape}, expected ({want}) with N = {n}"
             )
-        bad = ~np.isfinite(array.reshape(n, -1)).all(axis=1)
+        bad = ~np.isfinite(array.reshape(n, -1) if n else array[:0, None]).all(axis=1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             image, person = self.locate(row)

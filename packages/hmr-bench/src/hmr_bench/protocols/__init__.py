@@ -21,6 +21,7 @@ __all__ = [
     "ProtocolConfig",
     "ProtocolError",
     "evaluate",
+    "evaluate_ground_truth",
     "evaluate_hi4d",
     "evaluate_mupots",
     "evaluate_panoptic",
@@ -29,20 +30,48 @@ __all__ = [
     "needs_body_models",
 ]
 
-_MESH_FIELDS = ("verts", "joints24")
+_PARAMS = ("betas", "pose", "transl")
 
 
 def needs_body_models(benchmark: str, predictions: Predictions, config: ProtocolConfig) -> bool:
-    """Whether evaluating needs the SMPL model files (and regressors)."""
+    """Whether evaluating needs the SMPL model files (and regressors): always for 3DPW and
+    Hi4D, otherwise only to derive missing joints from meshes or SMPL parameters."""
     if benchmark in ("3dpw", "hi4d"):
         return True
+    derivable = predictions.has("verts") or all(predictions.has(k) for k in _PARAMS)
     if benchmark in ("panoptic", "mupots"):
-        return not predictions.has("h36m17")
+        return not predictions.has("h36m17") and derivable
     needs_kp = not predictions.has("kp2d")
     needs_pelvis = config.rh_depth_source == "pelvis" and not (
         predictions.has("pelvis") or predictions.has("h36m17")
     )
-    return needs_kp or needs_pelvis
+    return (needs_kp or needs_pelvis) and derivable
+
+
+def evaluate_ground_truth(
+    benchmark: str,
+    ground_truth: Any,
+    predictions: Predictions,
+    config: ProtocolConfig,
+    *,
+    model_dir: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Evaluate predictions on an already loaded ground truth (see `evaluate`)."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; known: {BENCHMARKS}")
+    models = None
+    if needs_body_models(benchmark, predictions, config):
+        models = BodyModels.load(model_dir, convention=config.h36m_regressor_convention)
+    kwargs = {"config": config, "progress": progress, "models": models}
+    evaluator = {
+        "rh": evaluate_rh,
+        "3dpw": evaluate_pw3d,
+        "hi4d": evaluate_hi4d,
+        "panoptic": evaluate_panoptic,
+        "mupots": evaluate_mupots,
+    }[benchmark]
+    return evaluator(predictions, ground_truth, config.mode, **kwargs)  # type: ignore[operator]
 
 
 def evaluate(
@@ -68,22 +97,13 @@ def evaluate(
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {BENCHMARKS}")
     if config is None:
         config = ProtocolConfig.for_mode(mode, **flags)
-    elif flags:
+    else:
+        if config.mode != mode:
+            raise ValueError(f"mode {mode!r} disagrees with config.mode {config.mode!r}")
         config = config.replace(**flags)
     if not isinstance(predictions, Predictions):
         predictions = read_predictions(predictions)
     ground_truth = load_ground_truth(benchmark, data_dir, layout)  # type: ignore[arg-type]
-    models = None
-    if needs_body_models(benchmark, predictions, config):
-        models = BodyModels.load(model_dir, convention=config.h36m_regressor_convention)
-    kwargs = {"config": config, "progress": progress, "models": models}
-    mode = config.mode
-    if benchmark == "rh":
-        return evaluate_rh(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
-    if benchmark == "3dpw":
-        return evaluate_pw3d(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
-    if benchmark == "hi4d":
-        return evaluate_hi4d(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
-    if benchmark == "panoptic":
-        return evaluate_panoptic(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
-    return evaluate_mupots(predictions, ground_truth, mode, **kwargs)  # type: ignore[arg-type]
+    return evaluate_ground_truth(
+        benchmark, ground_truth, predictions, config, model_dir=model_dir, progress=progress
+    )

@@ -189,7 +189,7 @@ def evaluate_rh(
         "label_row": label_row,
         "depth_id": gt.depth_id,
         "age": gt.age,
-        "pred_depth_m": np.where(pred_row >= 0, depth[np.maximum(pred_row, 0)], np.nan),
+        "pred_depth_m": np.where(pred_row >= 0, np.append(depth, np.nan)[pred_row], np.nan),
         "pck2d": pck,
     }
     notes = []
