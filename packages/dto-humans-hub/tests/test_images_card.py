@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -162,3 +163,8 @@ def test_population_height_density_is_the_uniform_age_mixture():
     np.testing.assert_allclose(hist, bin_mean, atol=0.03)
     assert np.mean(age < 15) == pytest.approx(15 / 80, abs=0.005)
     assert 1.6 < centres[hist.argmax()] < 1.8
+
+
+def test_package_readme_documents_every_field():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert field_table_markdown() in readme

@@ -145,7 +145,8 @@ def field_table_markdown(*, images: bool = True) -> str:
         "|---|---|---|---|---|---|",
     ]
     for s in specs:
+        description = s.description.replace("|", "\\|")  # a literal bar inside a table cell
         lines.append(
-            f"| `{s.name}` | {s.level} | {s.shape} | {s.dtype} | {s.unit} | {s.description} |"
+            f"| `{s.name}` | {s.level} | {s.shape} | {s.dtype} | {s.unit} | {description} |"
         )
     return "\n".join(lines)
