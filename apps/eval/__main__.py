@@ -26,10 +26,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 import hmr_bench
-from hmr_bench import adapters
+from hmr_bench import DatasetError, PredictionError, ProtocolError, adapters
 from hmr_bench.datasets import BENCHMARKS, load_ground_truth
+from hmr_bench.matching import DegenerateBoxError
 from hmr_bench.predictions import read_predictions
 from hmr_bench.protocols import MODES, ProtocolConfig, evaluate_ground_truth
+from hmr_bench.regressors import RegressorOrientationError
 from hmr_bench.tables import format_table, write_results
 
 READERS = {
@@ -39,6 +41,10 @@ READERS = {
     "dto": adapters.from_dto_npz,
 }
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+USER_ERRORS = (
+    DatasetError, PredictionError, ProtocolError, DegenerateBoxError, RegressorOrientationError,
+    FileNotFoundError,
+)  # fmt: skip
 
 
 def parse_flags(items: list[str]) -> dict[str, object]:
@@ -81,20 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = ProtocolConfig.for_mode(args.mode, **parse_flags(args.flags))
-    predictions = READERS[args.pred_format](args.pred)
-    ground_truth = load_ground_truth(args.benchmark, args.data, args.layout)
-    start = time.perf_counter()
-    with tqdm(
-        total=ground_truth.num_images, unit="img", desc=args.benchmark, file=sys.stderr
-    ) as bar:
-        result = evaluate_ground_truth(
-            args.benchmark,
-            ground_truth,
-            predictions,
-            config,
-            model_dir=args.model_dir,
-            progress=bar.update,
-        )
+    try:
+        predictions = READERS[args.pred_format](args.pred)
+        ground_truth = load_ground_truth(args.benchmark, args.data, args.layout)
+        start = time.perf_counter()
+        bar = tqdm(total=ground_truth.num_images, unit="img", desc=args.benchmark, file=sys.stderr)
+        with bar:
+            result = evaluate_ground_truth(
+                args.benchmark, ground_truth, predictions, config,
+                model_dir=args.model_dir, progress=bar.update,
+            )  # fmt: skip
+    except USER_ERRORS as exc:
+        raise SystemExit(f"apps/eval: {exc}") from None
     seconds = time.perf_counter() - start
     label = args.label or predictions.meta.get("method") or f"{args.pred.name} ({args.mode} mode)"
     print(format_table(result, label))
