@@ -1,6 +1,7 @@
 """Build and read throughput of dto-humans-hub against plain np.load of the same release file.
 
     uv run python tools/bench/bench_dto_humans_hub.py [--images 100000] [--seed 0] [--json out.json]
+                                                      [--build-only]
 
 Writes a SYNTHETIC `COCO_CHMR_SMPL_OPT.npz` in the exact released layout (not timed), then times,
 in one process:
@@ -9,7 +10,8 @@ in one process:
 - build_dataset (sorting, Arrow tables, Parquet shards via datasets, checksums, manifest), without
   and with the figures and card;
 - load_dataset(dir) (Parquet -> Arrow cache, first call), then iterating all rows with
-  with_format("numpy") one row at a time and in batches of 1000, and streaming from the folder.
+  with_format("numpy") one row at a time and in batches of 1000, streaming from the folder, and
+  AnnotationBatch.from_arrow (flat arrays, a slice per image).
 Ratios are against np.load of the same file in the same run.
 """
 
@@ -28,7 +30,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from dto_humans_hub import build_dataset, convert_released_opt, write_card
+from dto_humans_hub import AnnotationBatch, build_dataset, convert_released_opt, write_card
 from dto_humans_hub.fixtures import synthetic_opt_annots, write_released_opt
 
 
@@ -63,6 +65,15 @@ def _iterate_batches(ds) -> int:
     return people
 
 
+def _iterate_fast(ds) -> int:
+    """All rows as flat arrays, then one (N, 24, 3) slice per image."""
+    batch = AnnotationBatch.from_arrow(ds.with_format("arrow")[:])
+    people = 0
+    for i in range(batch.num_images):
+        people += batch.smpl_pose[batch.offsets[i] : batch.offsets[i + 1]].shape[0]
+    return people
+
+
 def _cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -78,6 +89,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--build-only", action="store_true", help="skip the read measurements")
     args = parser.parse_args()
     datasets.disable_progress_bars()
     work = Path(tempfile.mkdtemp(prefix="bench_dto_humans_hub_"))
@@ -96,15 +108,23 @@ def main() -> None:
         t_build, report = _timed(lambda: build_dataset(work / "ds", conv, figures=False))
         t_card, _ = _timed(lambda: write_card(work / "ds"))
         conv = None
+        if args.build_only:
+            full = t_convert + t_build
+            print(f"{_cpu()}, {os.cpu_count()} cores; SYNTHETIC {m} images, {p} people: np.load "
+                  f"{t_load:.1f} s, convert {t_convert:.1f} s, build {t_build:.1f} s, convert + "
+                  f"build {full:.1f} s ({m / full:,.0f} images/s, {full / t_load:.2f}x np.load), "
+                  f"{len(report.shards)} shards, card {t_card:.1f} s")  # fmt: skip
+            return
         cache = str(work / "cache")
         t_prepare, ds = _timed(lambda: datasets.load_dataset(str(work / "ds"), split="train",
                                                              cache_dir=cache))  # fmt: skip
         numpy_ds = ds.with_format("numpy")
         t_rows, people_rows = _timed(lambda: _iterate_rows(numpy_ds))
         t_batches, people_batches = _timed(lambda: _iterate_batches(numpy_ds))
+        t_fast, people_fast = _timed(lambda: _iterate_fast(ds))
         stream = datasets.load_dataset(str(work / "ds"), split="train", streaming=True)
         t_stream, people_stream = _timed(lambda: _iterate_rows(stream.with_format("numpy")))
-        assert people_rows == people_batches == people_stream == p, "rows lost on the way"
+        assert people_rows == people_batches == people_stream == people_fast == p, "rows lost"
         assert values > 0
 
         rows = [
@@ -118,6 +138,7 @@ def main() -> None:
             ("iterate with_format('numpy'), per row", t_rows),
             ("iterate with_format('numpy'), batches of 1000", t_batches),
             ("streaming from the folder, numpy, per row", t_stream),
+            ("AnnotationBatch.from_arrow + a slice per image", t_fast),
         ]
         shard_mb = [s.num_bytes / 1e6 for s in report.shards]
         print(f"{_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

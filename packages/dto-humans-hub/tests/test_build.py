@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dto_humans_hub import (
+    AnnotationBatch,
     DatasetVerificationError,
     build_dataset,
     convert_camerahmr_release,
@@ -245,3 +246,22 @@ def test_release_and_opt_sources_build_together(tmp_path, opt_file):
         root / read_manifest(root)["configs"]["annotations"]["splits"]["train"]["shards"][0]["path"]
     )
     assert b"huggingface" in table.schema.metadata  # features travel with the file
+
+
+def test_from_arrow_inverts_to_arrow_and_reads_a_loaded_dataset(tmp_path, opt_file):
+    batch = convert_released_opt(opt_file).batch
+    back = AnnotationBatch.from_arrow(batch.slice(3, 40).to_arrow())
+    part = batch.slice(3, 40)
+    np.testing.assert_array_equal(back.offsets, part.offsets)
+    assert list(back.image_key) == list(part.image_key)
+    for name in ("smpl_pose", "smpl_betas", "intrinsics", "width", "dto_status", "age_group"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(part, name))
+    assert back.keypoints_2d.shape == (int(part.offsets[-1]), 44, 3)
+    root = tmp_path / "ds"
+    build_dataset(root, convert_released_opt(opt_file), figures=False)
+    ds = _load(root, tmp_path).filter(lambda n: n > 2, input_columns="num_people")
+    fast = AnnotationBatch.from_arrow(ds.with_format("arrow")[:])
+    for i, row in enumerate(ds.with_format("numpy")):
+        sl = slice(fast.offsets[i], fast.offsets[i + 1])
+        np.testing.assert_array_equal(fast.smpl_pose[sl], row["smpl_pose"])
+        np.testing.assert_array_equal(fast.transl_cam[sl], row["transl_cam"])

@@ -224,6 +224,27 @@ class AnnotationBatch:
             )
         return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> AnnotationBatch:
+        """The rows of an Arrow table of this schema (e.g. `dataset.with_format("arrow")[:]`)
+        as flat arrays: the fast path for per-image access (a row is a slice, no per-row
+        formatting). Inverse of `to_arrow` (the `image` column, if any, is not kept)."""
+        people = table.column("smpl_pose").combine_chunks()
+        if isinstance(people, pa.ExtensionArray):
+            people = people.storage
+        offsets = people.offsets.to_numpy().astype(np.int64)
+        values: dict[str, object] = {}
+        for name, (shape, dtype) in {**IMAGE_ARRAYS, **PERSON_ARRAYS}.items():
+            array = table.column(name).combine_chunks()
+            if isinstance(array, pa.ExtensionArray):
+                array = array.storage
+            while pa.types.is_list(array.type) or pa.types.is_fixed_size_list(array.type):
+                array = array.flatten()
+            flat = array.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+            values[name] = flat.reshape(-1, *shape) if shape else flat
+        keys = np.array(table.column("image_key").to_pylist(), dtype=object)
+        return cls(image_key=keys, offsets=offsets - offsets[0], **values)
+
     def row_nbytes(self) -> np.ndarray:
         """(M,) uncompressed Arrow bytes of each row (annotations only), for shard planning."""
         base, per_person = _row_cost()
