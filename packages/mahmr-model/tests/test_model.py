@@ -270,3 +270,16 @@ def test_gradient_checkpointing_gives_the_same_gradients(make_tiny: Callable) ->
         model(_batch(), body_layers="none").final.transl.sum().backward()
         grads.append(model.encoder.blocks[1].mlp.fc2.weight.grad.clone())
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_blocks_give_the_same_outputs(make_tiny: Callable) -> None:
+    model, batch = make_tiny(seed=10), _batch()
+    scale_map = _mixed_scale_map(batch)
+    with torch.no_grad():
+        eager = model(batch, scale_map=scale_map)
+        model.compile_blocks()
+        compiled = model(batch, scale_map=scale_map)
+        compiled_again = model(_batch(seed=1), scale_map=scale_map)  # other lengths: no error
+    _assert_outputs_close(eager, compiled, atol=1e-4)
+    assert torch.isfinite(compiled_again.final.joints).all()
