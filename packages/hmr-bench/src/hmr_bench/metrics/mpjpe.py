@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hmr_bench.metrics.procrustes import similarity_procrustes
+from hmr_bench.metrics.procrustes import CHUNK_POINTS, MANY_POINTS, aligned_errors
 
 __all__ = ["M_TO_MM", "mpjpe", "pa_mpjpe", "pa_pve", "pve", "root_relative"]
 
@@ -21,8 +21,11 @@ M_TO_MM = 1000.0
 
 
 def _pair(pred: np.ndarray, gt: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
+    """Checked (N, K, 3) arrays; float32 stays float32 (converted to float64 chunk by chunk
+    by the computations), anything else becomes float64."""
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    pred = pred if pred.dtype == np.float32 else pred.astype(np.float64, copy=False)
+    gt = gt if gt.dtype == np.float32 else gt.astype(np.float64, copy=False)
     if pred.ndim != 3 or pred.shape[-1] != 3 or gt.ndim != 3 or gt.shape[-1] != 3:
         raise ValueError(f"{what}: pred and gt must be (N, K, 3), got {pred.shape}, {gt.shape}")
     if pred.shape != gt.shape:
@@ -63,31 +66,55 @@ def mpjpe(
     explicitly. mask (N, J) bool: joints averaged per person (a person with none is NaN).
     """
     pred, gt = _pair(pred, gt, "mpjpe")
-    n = len(pred)
+    n, num = pred.shape[:2]
     if root is not None:
         if pred_root is not None or gt_root is not None:
             raise ValueError("give either root or pred_root/gt_root, not both")
         pred_root, gt_root = pred[:, root], gt[:, root]
-    diff = (pred - _root(pred_root, n, "pred_root")) - (gt - _root(gt_root, n, "gt_root"))
-    dist = np.sqrt(np.einsum("nkc,nkc->nk", diff, diff))
-    if mask is None:
-        return M_TO_MM * dist.mean(axis=1)
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != dist.shape:
-        raise ValueError(f"mask must be {dist.shape}, got {mask.shape}")
-    count = mask.sum(axis=1)
-    total = np.where(mask, dist, 0.0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, M_TO_MM * total / count, np.nan)
+    offset = None  # per person: pred_root - gt_root, subtracted from pred - gt
+    if pred_root is not None or gt_root is not None:
+        offset = _root(pred_root, n, "pred_root") - _root(gt_root, n, "gt_root")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n, num):
+            raise ValueError(f"mask must be {(n, num)}, got {mask.shape}")
+    out = np.empty(n)
+    chunk = max(1, CHUNK_POINTS // max(num, 1))
+    many = num >= MANY_POINTS and n > 0
+    if many:  # meshes: coordinate-major buffers, reused across chunks
+        d_buf, dist_buf = np.empty((min(chunk, n), 3, num)), np.empty((min(chunk, n), num))
+    for s in range(0, n, chunk):
+        sl = slice(s, s + chunk)
+        if many:
+            d, dist = d_buf[: len(pred[sl])], dist_buf[: len(pred[sl])]
+            np.copyto(d, pred[sl].transpose(0, 2, 1))  # (casts float32 predictions)
+            d -= gt[sl].transpose(0, 2, 1)
+            if offset is not None:
+                d -= offset[sl].transpose(0, 2, 1)
+            np.multiply(d[:, 0], d[:, 0], out=dist)
+            dist += d[:, 1] * d[:, 1]
+            dist += d[:, 2] * d[:, 2]
+        else:
+            d = pred[sl].astype(np.float64) - gt[sl]
+            if offset is not None:
+                d -= offset[sl]
+            dist = np.einsum("nkc,nkc->nk", d, d)
+        np.sqrt(dist, out=dist)
+        if mask is None:
+            out[sl] = np.einsum("nk->n", dist) / num
+        else:
+            m = mask[sl]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[sl] = np.where(m, dist, 0.0).sum(axis=1) / m.sum(axis=1)
+    return M_TO_MM * out
 
 
 def pa_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Procrustes-aligned MPJPE (N,) mm of pred, gt (N, J, 3) m (translation is fitted, so
-    root alignment is irrelevant); NaN where the fit is degenerate."""
+    root alignment is irrelevant); mask (N, J) selects the joints fitted and averaged; NaN
+    where the fit is degenerate."""
     pred, gt = _pair(pred, gt, "pa_mpjpe")
-    transform = similarity_procrustes(pred, gt, mask)
-    aligned = transform.apply(pred)
-    return mpjpe(aligned, gt, mask=mask)
+    return M_TO_MM * aligned_errors(pred, gt, mask)
 
 
 def pve(
