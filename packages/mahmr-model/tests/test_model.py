@@ -283,3 +283,10 @@ def test_compiled_blocks_give_the_same_outputs(make_tiny: Callable) -> None:
         compiled_again = model(_batch(seed=1), scale_map=scale_map)  # other lengths: no error
     _assert_outputs_close(eager, compiled, atol=1e-4)
     assert torch.isfinite(compiled_again.final.joints).all()
+
+
+def test_scale_map_override_shape_is_checked(make_tiny: Callable) -> None:
+    with pytest.raises(
+        ValueError, match=r"scale_map has shape \(2, 4, 4, 2\), expected \(2, 8, 8, 2\)"
+    ):
+        make_tiny()(_batch(), scale_map=torch.zeros(2, 4, 4, 2))

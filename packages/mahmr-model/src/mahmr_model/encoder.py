@@ -182,6 +182,10 @@ class SATEncoder(nn.Module):
         inside = (
             torch.arange(h1, device=pixels.device)[None, :, None] < grid_sizes[:, 0, None, None]
         ) & (torch.arange(w1, device=pixels.device)[None, None, :] < grid_sizes[:, 1, None, None])
+        if scale_map is not None and tuple(scale_map.shape) != (num_images, h1, w1, 2):
+            raise ValueError(
+                f"scale_map has shape {tuple(scale_map.shape)}, expected {(num_images, h1, w1, 2)}"
+            )
         camera = self.camera_token.expand(num_images, -1)
         fine_patches = patchify(pixels, patch)  # (B, 2 H1, 2 W1, 3 p p)
         if full_resolution:

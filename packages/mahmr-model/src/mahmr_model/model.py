@@ -353,7 +353,6 @@ class MAHMR(
             raise CheckpointError(f"{files[CONFIG_FILE]} is not a {ARCHITECTURE} config")
         with torch.device("meta"):
             model = cls(MAHMRConfig.from_dict(saved["config"]))
-        model._hub_mixin_config = model.config
         model.load_checkpoint(files[WEIGHTS_FILE], map_location)
         return model.set_body(body).eval()
 
