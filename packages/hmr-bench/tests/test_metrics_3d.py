@@ -170,3 +170,63 @@ def test_pa_mpjpe_similarity_invariance(seed, scale, shift):
     rot = Rotation.random(random_state=seed % 1000).as_matrix()
     moved = scale * pred @ rot.T + np.array(shift)
     np.testing.assert_allclose(pa_mpjpe(moved, gt), pa_mpjpe(pred, gt), rtol=1e-7, atol=1e-7)
+
+
+def test_horn_quaternion_path_matches_svd_formula():
+    from hmr_bench.metrics.procrustes import _horn_rotation, _svd_rotation
+
+    rng = np.random.default_rng(9)
+    m = rng.normal(size=(500, 3, 3))
+    m[:250] *= np.array([1.0, 1.0, -1.0])  # many need the reflection fix (det M < 0)
+    r_svd, lam_svd = _svd_rotation(m)
+    r_horn, lam_horn, ok = _horn_rotation(m.copy())
+    assert ok.all()
+    np.testing.assert_allclose(r_horn, r_svd, atol=1e-10)
+    np.testing.assert_allclose(lam_horn, lam_svd, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(r_horn), 1.0, atol=1e-12)
+
+
+def test_repeated_eigenvalue_falls_back_to_svd():
+    from hmr_bench.metrics.procrustes import _horn_rotation, _svd_rotation
+
+    g = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float)  # cov = I
+    p = g * [1.0, 1.0, -1.0]  # mirrored: M = diag(1, 1, -1) up to scale, lambda triple
+    m = (p - p.mean(0)).T @ (g - g.mean(0))
+    assert not _horn_rotation(m[None].copy())[2][0]
+    t = similarity_procrustes(p[None], g[None])
+    np.testing.assert_allclose(t.rotation[0], _svd_rotation(m[None])[0][0], atol=1e-12)
+    assert np.isfinite(pa_mpjpe(p[None], g[None])[0])
+
+
+def test_adjugate_and_determinant_formulas():
+    from hmr_bench.metrics.procrustes import _adjugate4, _det4
+
+    a = np.random.default_rng(10).normal(size=(4, 4, 20))
+    dets = np.linalg.det(a.transpose(2, 0, 1))
+    np.testing.assert_allclose(_det4(a), dets, rtol=1e-10)
+    adj = _adjugate4(a)
+    for i in range(20):
+        np.testing.assert_allclose(a[:, :, i] @ adj[:, :, i], dets[i] * np.eye(4), atol=1e-10)
+
+
+def test_chunking_float32_and_far_from_origin():
+    from hmr_bench.metrics.procrustes import CHUNK_POINTS
+
+    rng = np.random.default_rng(11)
+    n = CHUNK_POINTS // 14 + 7  # spans two chunks
+    g = rng.normal(size=(n, 14, 3)) * 0.3
+    p = g + 0.02 * rng.normal(size=g.shape)
+    far = np.array([3.0, -1.0, 20.0])  # a person 20 m away: raw-moment cancellation
+    np.testing.assert_allclose(pa_mpjpe(p + far, g + far), pa_mpjpe(p, g), atol=1e-9)
+    np.testing.assert_allclose(pa_mpjpe(p[-5:], g[-5:]), umeyama_loop(p[-5:], g[-5:]), rtol=1e-9)
+    p32 = p.astype(np.float32)
+    np.testing.assert_allclose(pa_mpjpe(p32, g), pa_mpjpe(p32.astype(float), g), rtol=1e-12)
+    np.testing.assert_allclose(mpjpe(p32, g), mpjpe(p32.astype(float), g), rtol=1e-12)
+    verts_g = rng.normal(size=(3, 700, 3))
+    verts_p = (verts_g + 0.01 * rng.normal(size=verts_g.shape)).astype(np.float32)
+    np.testing.assert_allclose(
+        pa_pve(verts_p, verts_g), umeyama_loop(verts_p.astype(float), verts_g), rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        pve(verts_p, verts_g), 1000 * np.linalg.norm(verts_p - verts_g, axis=2).mean(1), rtol=1e-9
+    )

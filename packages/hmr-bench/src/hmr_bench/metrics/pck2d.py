@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hmr_bench.metrics.procrustes import CHUNK_POINTS
+
 __all__ = ["INVALID_COORD", "MIN_VALID_JOINTS", "RH_PCK_THRESH", "pck2d", "rh_valid_joints"]
 
 RH_PCK_THRESH = 0.143
@@ -42,13 +44,20 @@ def pck2d(
     valid = rh_valid_joints(gt) if valid is None else np.asarray(valid, dtype=bool)
     if valid.shape != gt.shape[:2]:
         raise ValueError(f"valid must be {gt.shape[:2]}, got {valid.shape}")
-    lo = np.where(valid[..., None], gt, np.inf).min(axis=1)
-    hi = np.where(valid[..., None], gt, -np.inf).max(axis=1)
-    count = valid.sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        scale = np.where(count >= MIN_VALID_JOINTS, np.hypot(*(hi - lo).T), np.nan)
-    error = np.linalg.norm(pred - gt, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        correct = (error / scale[:, None] < thresh) & valid
-        pck = correct.sum(axis=1) / count
-    return np.where(count >= MIN_VALID_JOINTS, pck, np.nan)
+    n, num = valid.shape
+    out = np.empty(n)
+    chunk = max(1, CHUNK_POINTS // max(num, 1))
+    for s in range(0, n, chunk):
+        sl = slice(s, s + chunk)
+        g, v = gt[sl], valid[sl]
+        x, y = g[..., 0], g[..., 1]
+        width = np.where(v, x, -np.inf).max(axis=1) - np.where(v, x, np.inf).min(axis=1)
+        height = np.where(v, y, -np.inf).max(axis=1) - np.where(v, y, np.inf).min(axis=1)
+        count = v.sum(axis=1)
+        d = pred[sl] - g
+        error = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.sqrt(width * width + height * height)
+            correct = (error < thresh * scale[:, None]) & v  # error / scale < thresh, scale > 0
+            out[sl] = np.where(count >= MIN_VALID_JOINTS, correct.sum(axis=1) / count, np.nan)
+    return out

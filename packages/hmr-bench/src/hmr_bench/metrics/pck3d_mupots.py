@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from hmr_bench.joints import MUPOTS_PARENTS, MUPOTS_ROOT
+from hmr_bench.metrics.procrustes import CHUNK_POINTS
 
 __all__ = [
     "AUC_THRESHOLDS",
@@ -27,11 +28,11 @@ __all__ = [
     "MUPOTS_PCK_THRESH",
     "PERSON_PCK_EPS",
     "UNMATCHED_ERROR",
-    "ancestor_matrix",
     "joint_errors",
     "pck_fraction",
     "pck_per_person",
     "scale_to_gt_bones",
+    "tree_levels",
 ]
 
 MUPOTS_PCK_THRESH = 150.0
@@ -46,36 +47,48 @@ AUC_THRESHOLDS = np.arange(0.0, 151.0, 5.0)
 """mm, the official AUC thresholds 0:5:150."""
 
 
-def ancestor_matrix(
+def tree_levels(
     parents: tuple[int, ...] = MUPOTS_PARENTS, root: int = MUPOTS_ROOT
-) -> np.ndarray:
-    """(J, J) with A[j, k] = 1 iff bone k (joint k and its parent) lies on the path root -> j."""
-    num = len(parents)
-    a = np.zeros((num, num))
-    for j in range(num):
-        k, steps = j, 0
-        while k != root:
-            a[j, k] = 1.0
-            k = parents[k]
-            steps += 1
-            if steps > num:
-                raise ValueError(f"parents {parents} do not lead joint {j} to the root {root}")
-    return a
+) -> tuple[np.ndarray, ...]:
+    """Joints grouped by their depth below the root (level 1 first), each an index array."""
+    depth = {root: 0}
+    while len(depth) < len(parents):
+        grew = False
+        for j, p in enumerate(parents):
+            if j not in depth and p in depth:
+                depth[j] = depth[p] + 1
+                grew = True
+        if not grew:
+            raise ValueError(f"parents {parents} do not all lead to the root {root}")
+    top = max(depth.values())
+    return tuple(np.array([j for j in depth if depth[j] == d]) for d in range(1, top + 1))
 
 
-_ANCESTORS = ancestor_matrix()
+_LEVELS = tree_levels()
+
+
+def _rescaled_joint_major(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """scale_to_gt_bones in the joint-major layout (17, n, 3): child = rescaled parent +
+    unit(pred bone) |gt bone|, one tree level at a time (5 levels), all people at once."""
+    parents = list(MUPOTS_PARENTS)
+    bone = pred - pred[parents]
+    gt_bone = gt - gt[parents]
+    gt_len = np.sqrt(np.einsum("jnc,jnc->jn", gt_bone, gt_bone))
+    pred_len = np.sqrt(np.einsum("jnc,jnc->jn", bone, bone))
+    bone *= (gt_len / (pred_len + BONE_EPS))[..., None]
+    out = np.empty_like(pred)
+    out[MUPOTS_ROOT] = pred[MUPOTS_ROOT]
+    for level in _LEVELS:
+        out[level] = out[np.asarray(parents)[level]] + bone[level]
+    return out
 
 
 def scale_to_gt_bones(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Prediction (N, 17, 3) with every MPI-17 bone rescaled to the ground-truth length
-    (gt (N, 17, 3)); the root joint is kept. Any units, as long as both agree."""
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    parents = np.asarray(MUPOTS_PARENTS)
-    pred_bone = pred - pred[:, parents]
-    gt_length = np.linalg.norm(gt - gt[:, parents], axis=-1, keepdims=True)
-    scaled = pred_bone * gt_length / (np.linalg.norm(pred_bone, axis=-1, keepdims=True) + BONE_EPS)
-    return pred[:, MUPOTS_ROOT : MUPOTS_ROOT + 1] + _ANCESTORS @ scaled
+    (gt (N, 17, 3)), root outwards; the root joint is kept. Any units, as long as both agree."""
+    pred = np.asarray(pred, dtype=np.float64).transpose(1, 0, 2)
+    gt = np.asarray(gt, dtype=np.float64).transpose(1, 0, 2)
+    return _rescaled_joint_major(pred, gt).transpose(1, 0, 2)
 
 
 def joint_errors(pred: np.ndarray, gt: np.ndarray, matched: np.ndarray) -> np.ndarray:
@@ -83,11 +96,20 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray, matched: np.ndarray) -> np.nd
     bone rescaling; rows with matched == False get UNMATCHED_ERROR."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
-    root = slice(MUPOTS_ROOT, MUPOTS_ROOT + 1)
-    gt_rel = gt - gt[:, root]
-    rescaled = scale_to_gt_bones(pred - pred[:, root], gt_rel)
-    errors = np.linalg.norm(rescaled - gt_rel, axis=-1)
-    return np.where(np.asarray(matched, dtype=bool)[:, None], errors, UNMATCHED_ERROR)
+    matched = np.asarray(matched, dtype=bool)
+    out = np.empty(pred.shape[:2])
+    chunk = max(1, CHUNK_POINTS // max(pred.shape[1], 1))
+    for s in range(0, len(pred), chunk):
+        sl = slice(s, s + chunk)
+        p = np.ascontiguousarray(pred[sl].transpose(1, 0, 2))  # (17, n, 3)
+        g = np.ascontiguousarray(gt[sl].transpose(1, 0, 2))
+        p -= p[MUPOTS_ROOT]
+        g -= g[MUPOTS_ROOT]
+        d = _rescaled_joint_major(p, g)
+        d -= g
+        errors = np.sqrt(np.einsum("jnc,jnc->nj", d, d))
+        out[sl] = np.where(matched[sl, None], errors, UNMATCHED_ERROR)
+    return out
 
 
 def pck_per_person(
