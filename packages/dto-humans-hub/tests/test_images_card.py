@@ -168,3 +168,40 @@ def test_population_height_density_is_the_uniform_age_mixture():
 def test_package_readme_documents_every_field():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert field_table_markdown() in readme
+
+
+def test_dto_run_statistics_and_the_comparison_figure(tmp_path, built):
+    from dto_core import DTOConfig, optimize_scenes
+    from dto_core.synthetic import sample_crowds
+    from dto_humans_hub import DTORun, convert_dto_run, plot_statistics
+
+    crowds = sample_crowds(60, seed=4)
+    result = optimize_scenes(
+        crowds.teacher_height,
+        crowds.prior_cls,
+        crowds.cues,
+        crowds.offsets,
+        config=DTOConfig.paper(),
+    )
+    n, s = len(crowds.age), crowds.num_scenes
+    h, w = crowds.image_size
+    k = np.tile(np.array([[500.0, 0, w / 2], [0, 500.0, h / 2], [0, 0, 1]]), (s, 1, 1))
+    run = DTORun(
+        source=np.zeros(s, np.int64), image_key=[f"run/{i}.jpg" for i in range(s)],
+        image_size=np.tile([h, w], (s, 1)), intrinsics=k, offsets=crowds.offsets,
+        smpl_pose=np.zeros((n, 24, 3)), smpl_betas=np.zeros((n, 11)), transl_cam=np.ones((n, 3)),
+        is_released=np.ones(n, bool), age=crowds.age_estimate, p_male=crowds.p_male, result=result,
+    )  # fmt: skip
+    conv = convert_dto_run(run, keep="all")
+    root = tmp_path / "run"
+    build_dataset(root, conv)
+    stats = compute_statistics(root)
+    minors = np.mean(conv.batch.age_group < 3)
+    assert stats.minors_fraction == pytest.approx(minors) and 0 < minors < 1
+    assert stats.summary["minors_fraction"] == pytest.approx(minors, abs=1e-4)
+    assert stats.summary["images_per_dto_status"]["kept"] == int(result.kept.sum())
+    np.testing.assert_allclose(np.sort(stats.body_height), np.sort(conv.batch.body_height))
+    baseline = compute_statistics(built[0], name="release")
+    paths = plot_statistics(stats, tmp_path / "figs", compare=baseline)
+    assert [p.name for p in paths] == ["persons_per_image.png", "fov.png", "height.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
