@@ -33,6 +33,12 @@ TAGS = ["smpl", "human-mesh-recovery", "multi-person", "pseudo-ground-truth", "m
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                    (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"))  # fmt: skip
 """The Hub's size-category ids by number of rows."""
+STAT_LABELS = {
+    "people_per_image_mean": "people per image (mean)",
+    "fov_y_deg_p5_p50_p95": "vertical FoV (degrees), 5th / 50th / 95th percentile",
+    "body_height_m_p5_p50_p95": "body height (m), 5th / 50th / 95th percentile",
+    "minors_fraction": "minors (< 15 years) among people with a known age group",
+}
 
 
 def _size_category(rows: int) -> str:
@@ -103,7 +109,9 @@ def _stats_table(summary: dict[str, Any]) -> str:
         return "-" if value is None else str(value)
 
     lines = ["| statistic | value |", "|---|---|"]
-    lines += [f"| {key.replace('_', ' ')} | {fmt(value)} |" for key, value in summary.items()]
+    for key, value in summary.items():
+        label = STAT_LABELS.get(key, key.replace("_", " "))
+        lines.append(f"| {label} | {fmt(value)} |")
     return "\n".join(lines)
 
 
