@@ -39,6 +39,7 @@ __all__ = [
     "build_dataset",
     "build_images_config",
     "image_path",
+    "read_config_table",
 ]
 
 ImageRoot = str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]]

@@ -81,7 +81,6 @@ split the data evenly, so every shard of a multi-shard split holds 250-500 MB.""
 
 ANNOTATIONS_CONFIG = "annotations"
 IMAGES_CONFIG = "images"
-CONFIGS = (ANNOTATIONS_CONFIG, IMAGES_CONFIG)
 
 DATA_LICENSE = "cc-by-nc-4.0"
 """Licence of the DTO-Humans annotations (upstream release)."""
