@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -290,3 +291,16 @@ def test_scale_map_override_shape_is_checked(make_tiny: Callable) -> None:
         ValueError, match=r"scale_map has shape \(2, 4, 4, 2\), expected \(2, 8, 8, 2\)"
     ):
         make_tiny()(_batch(), scale_map=torch.zeros(2, 4, 4, 2))
+
+
+def test_mean_params(make_tiny: Callable, tmp_path) -> None:
+    model = make_tiny()
+    assert torch.equal(model.mean_pose[:6], torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]))
+    pose, shape = torch.randn(144), torch.randn(10)
+    np.savez(tmp_path / "smpl_mean_params.npz", pose=pose.numpy(), shape=shape.numpy())
+    model.load_mean_params(tmp_path / "smpl_mean_params.npz")
+    assert torch.equal(model.mean_pose, pose)
+    assert torch.equal(model.mean_shape, torch.cat([shape, torch.zeros(1)]))  # kid coefficient 0
+    np.savez(tmp_path / "bad.npz", pose=np.zeros(72), shape=np.zeros(10))
+    with pytest.raises(ValueError, match="expected \\(144,\\) / \\(10,\\)"):
+        model.load_mean_params(tmp_path / "bad.npz")

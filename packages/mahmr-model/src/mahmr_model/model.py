@@ -212,7 +212,7 @@ class MAHMR(
                     dst.copy_(src)
 
     @torch.no_grad()
-    def load_mean_params(self, path: str) -> None:
+    def load_mean_params(self, path: str | os.PathLike[str]) -> None:
         """Mean pose / shape from SPIN's `smpl_mean_params.npz` ('pose' (144,), 'shape' (10,))."""
         with np.load(path) as data:
             pose, shape = (
