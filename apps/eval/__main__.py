@@ -16,6 +16,12 @@ _persons.csv. A fixture to try it on: python -m hmr_bench.fixtures <benchmark> D
 
 from __future__ import annotations
 
+import os
+
+# Single-threaded BLAS unless the user says otherwise: the SMPL forward passes are many small
+# matrix products, which OpenBLAS's threads slow down (5x measured on a 2-core VM).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import dataclasses
 import platform

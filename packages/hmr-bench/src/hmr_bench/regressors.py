@@ -41,6 +41,9 @@ H36M_FILES: dict[str, str] = {
     "spin": "J_regressor_h36m.npy",
 }
 EXTRA_FILE = "J_regressor_extra.npy"
+DENSE_FRACTION = 0.5
+"""Above this share of vertices with a nonzero weight, regress with one dense product instead
+of gathering the used vertices first (measured faster for a dense 17 x 6890 regressor)."""
 _LEG_SWAP = (0, 4, 5, 6, 1, 2, 3, *range(7, 17))  # spin row order <-> correct row order
 
 
@@ -52,8 +55,8 @@ class RegressorOrientationError(ValueError):
 class JointRegressor:
     """Linear map from mesh vertices to K joints: joints = weights @ verts.
 
-    weights (K, V) float64. Only the vertices with a nonzero weight are read (`columns`), which
-    makes regressing a batch a small dense product.
+    weights (K, V) float64. For a sparse regressor only the vertices with a nonzero weight are
+    read (`columns`), which makes regressing a batch a small dense product.
     """
 
     weights: np.ndarray
@@ -86,6 +89,8 @@ class JointRegressor:
                 f"regressor {self.name!r}: vertices must be (N, {self.num_vertices}, 3), "
                 f"got {verts.shape}"
             )
+        if len(self.columns) > DENSE_FRACTION * self.num_vertices:
+            return (verts.transpose(0, 2, 1) @ self.weights.T).transpose(0, 2, 1)
         return self.block @ verts[:, self.columns].astype(np.float64, copy=False)
 
 

@@ -64,11 +64,11 @@ class Matching:
     @classmethod
     def from_pairs(cls, pairs: np.ndarray, num_pred: int, num_gt: int) -> Matching:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        return cls(
-            pairs,
-            np.setdiff1d(np.arange(num_pred), pairs[:, 0]),
-            np.setdiff1d(np.arange(num_gt), pairs[:, 1]),
-        )
+        free_pred = np.ones(num_pred, bool)
+        free_gt = np.ones(num_gt, bool)
+        free_pred[pairs[:, 0]] = False
+        free_gt[pairs[:, 1]] = False
+        return cls(pairs, np.flatnonzero(free_pred), np.flatnonzero(free_gt))
 
     def gt_to_pred(self, num_gt: int) -> np.ndarray:
         """(G,) index of the prediction matched to each ground truth, -1 for a miss."""

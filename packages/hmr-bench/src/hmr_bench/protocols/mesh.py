@@ -96,7 +96,6 @@ def evaluate_mesh(
     # ground truth in the camera frame, all people at once (cheap)
     pose = np.zeros((gt.num_people, 72))
     transl = np.zeros((gt.num_people, 3))
-    gt_height = np.zeros(gt.num_people)
     for gender in GENDERS:
         sel = np.flatnonzero(gt.gender == gender)
         if sel.size:
@@ -110,7 +109,6 @@ def evaluate_mesh(
                 model,
             )
             pose[sel] = np.concatenate([orient, gt.body_pose[sel]], axis=1)
-            gt_height[sel] = model.tpose_height(gt.betas[sel])
 
     if cfg.matching_frame == "network":
         rate, frame_w, frame_h = network_frame(gt.width, gt.height, cfg.network_size)
@@ -124,9 +122,8 @@ def evaluate_mesh(
     n = gt.num_people
     status = np.full(n, -1, np.int64)  # 1 matched, 0 missed, -1 filtered out
     pred_row = np.full(n, -1, np.int64)
-    columns = {
-        k: np.full(n, np.nan) for k in ("mpjpe", "pa_mpjpe", "pve", "pa_pve", "pred_height_m")
-    }
+    names = ("mpjpe", "pa_mpjpe", "pve", "pa_pve", "gt_height_m", "pred_height_m")
+    columns = {k: np.full(n, np.nan) for k in names}
     n_degenerate = 0
     fp = 0
     focal_err, focal_rate = [], []
@@ -207,16 +204,19 @@ def evaluate_mesh(
             columns["pa_pve"][rows] = pa_pve(pv, gv)
             if has_betas:
                 columns["pred_height_m"][rows] = _pred_heights(geometry, p_rows[lp], cfg, models)
+                for gender in GENDERS:  # only matched people need their T-pose height
+                    sel = rows[gt.gender[rows] == gender]
+                    columns["gt_height_m"][sel] = models.model(gender).tpose_height(gt.betas[sel])
         if progress is not None:
             progress(c1 - c0)
 
     matched = status == 1
     evaluated = status >= 0
-    height_mm = np.where(
-        matched, height_error(np.nan_to_num(columns["pred_height_m"], nan=0.0), gt_height), np.nan
-    )
-    if not has_betas:
-        height_mm[:] = np.nan
+    height_mm = np.full(n, np.nan)
+    if has_betas:
+        height_mm[matched] = height_error(
+            columns["pred_height_m"][matched], columns["gt_height_m"][matched]
+        )
     det = detection_stats(int(matched.sum()), fp, int((status == 0).sum()))
 
     def mean(values: np.ndarray) -> float:
@@ -248,7 +248,6 @@ def evaluate_mesh(
         "person": np.arange(n) - gt.offsets[image_of],
         "status": status,
         "pred_row": pred_row,
-        "gt_height_m": gt_height,
         "height_error_mm": height_mm,
         **columns,
     }
