@@ -116,12 +116,18 @@ def test_shard_plan_sizes(row_bytes, max_bytes):
     bounds = plan_shards(rows, max_bytes)
     assert bounds[0] == 0 and bounds[-1] == len(rows) and np.all(np.diff(bounds) > 0)
     sizes = np.add.reduceat(rows, bounds[:-1])
-    planned = max(1, -(-rows.sum() // max_bytes))
-    assert 1 <= len(sizes) <= planned
-    if rows.max() <= max_bytes // 4:  # rows small against shards (the real case)
-        assert len(sizes) == planned and sizes.max() <= max_bytes
-        if planned > 1:  # equal shares: none below half a shard (less one row)
-            assert sizes.min() >= max_bytes / 2 - rows.max()
+    # the fewest shards within the bound: filling each shard greedily needs as many
+    fewest, acc = 1, 0
+    for r in rows:
+        if acc and acc + r > max_bytes:
+            fewest, acc = fewest + 1, 0
+        acc += r
+    assert len(sizes) == fewest
+    if rows.max() <= max_bytes:
+        assert sizes.max() <= max_bytes
+    if rows.max() <= max_bytes // 4 and len(sizes) > 1:  # rows small against shards (real case)
+        assert sizes.max() - sizes.min() <= len(sizes) * rows.max()  # balanced
+        assert sizes.min() >= max_bytes / 2 - len(sizes) * rows.max()
 
 
 def test_default_shards_hold_250_to_500_mb():

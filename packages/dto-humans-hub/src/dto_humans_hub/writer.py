@@ -121,23 +121,39 @@ def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
+def _greedy_bounds(cumulative: np.ndarray, cap: int) -> list[int]:
+    """Bounds of shards filled in order with rows while a shard stays within `cap` bytes (a row
+    larger than `cap` gets a shard of its own). cumulative: (n + 1,) running byte sums from 0."""
+    n = len(cumulative) - 1
+    bounds = [0]
+    while bounds[-1] < n:
+        start = bounds[-1]
+        stop = int(np.searchsorted(cumulative, cumulative[start] + cap, side="right")) - 1
+        bounds.append(min(max(stop, start + 1), n))
+    return bounds
+
+
 def plan_shards(row_bytes: np.ndarray, max_shard_bytes: int = MAX_SHARD_BYTES) -> np.ndarray:
-    """Shard boundaries (S + 1,) over rows of the given sizes: the fewest shards of at most
-    `max_shard_bytes` each at equal byte size (so every shard of a multi-shard split holds more
-    than half of `max_shard_bytes`), cut at row boundaries. Deterministic."""
+    """Shard boundaries (S + 1,) over rows of the given sizes, cut at row boundaries: the fewest
+    shards of at most `max_shard_bytes` (a single larger row gets its own), balanced by the
+    smallest per-shard cap that keeps that count, so shards are of nearly equal size and every
+    shard of a multi-shard split holds about half of `max_shard_bytes` or more. Deterministic."""
     if max_shard_bytes <= 0:
         raise ValueError(f"max_shard_bytes must be > 0, got {max_shard_bytes}")
     row_bytes = np.asarray(row_bytes, dtype=np.int64)
-    total = int(row_bytes.sum())
-    count = max(1, -(-total // max_shard_bytes))
-    if count == 1 or len(row_bytes) <= 1:
-        return np.array([0, len(row_bytes)], dtype=np.int64)
-    cumulative = np.cumsum(row_bytes)
-    targets = total * np.arange(1, count) / count
-    cuts = np.searchsorted(cumulative, targets, side="left") + 1
-    # rows larger than a share merge neighbouring cuts: drop the empty shards that would leave
-    cuts = np.clip(cuts, 1, len(row_bytes) - 1)
-    return np.unique(np.concatenate([[0], cuts, [len(row_bytes)]])).astype(np.int64)
+    cumulative = np.concatenate([[0], np.cumsum(row_bytes)])
+    if len(row_bytes) == 0:
+        return np.array([0, 0], dtype=np.int64)
+    count = len(_greedy_bounds(cumulative, max_shard_bytes)) - 1  # the fewest shards
+    lo = min(-(-int(cumulative[-1]) // count), int(max_shard_bytes))
+    hi = int(max_shard_bytes)  # feasible: that is how `count` was found
+    while lo < hi:  # smallest cap with which the greedy fill still needs only `count` shards
+        mid = (lo + hi) // 2
+        if len(_greedy_bounds(cumulative, mid)) - 1 <= count:
+            hi = mid
+        else:
+            lo = mid + 1
+    return np.array(_greedy_bounds(cumulative, lo), dtype=np.int64)
 
 
 @contextlib.contextmanager
