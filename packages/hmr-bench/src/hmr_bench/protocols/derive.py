@@ -59,10 +59,11 @@ class PredictionGeometry:
         return pose_bodies(model, betas, self.p.get("pose")[rows], self.p.get("transl")[rows])
 
     def bodies(self, rows: np.ndarray, need_joints: bool = True) -> Bodies:
-        """verts (n, V, 3) and joints24 (n, 24, 3) (joints24 only if need_joints)."""
+        """verts (n, V, 3) (float32 ones stay float32: the metrics convert chunk by chunk) and
+        joints24 (n, 24, 3) (joints24 only if need_joints)."""
         has_v, has_j = self.p.has("verts"), self.p.has("joints24")
         if has_v and (has_j or not need_joints):
-            verts = self.p.get("verts")[rows].astype(np.float64)
+            verts = self.p.get("verts")[rows]
             joints = (
                 self.p.get("joints24")[rows].astype(np.float64)
                 if has_j
@@ -70,7 +71,7 @@ class PredictionGeometry:
             )
             return Bodies(verts, joints)
         posed = self._posed(rows)
-        verts = self.p.get("verts")[rows].astype(np.float64) if has_v else posed.verts
+        verts = self.p.get("verts")[rows] if has_v else posed.verts
         joints = self.p.get("joints24")[rows].astype(np.float64) if has_j else posed.joints24
         return Bodies(verts, joints)
 

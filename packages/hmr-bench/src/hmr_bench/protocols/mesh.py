@@ -126,7 +126,11 @@ def evaluate_mesh(
     columns = {k: np.full(n, np.nan) for k in names}
     n_degenerate = 0
     fp = 0
-    focal_err, focal_rate = [], []
+    # focal error per image with ground truth and predictions: first predicted vs first GT person
+    has_both = (ranges[:, 1] > ranges[:, 0]) & (np.diff(gt.offsets) > 0)
+    focal_err = np.abs(pred_K[ranges[has_both, 0], 0, 0] - gt.K[gt.offsets[:-1][has_both], 0, 0])
+    focal_rate = rate[has_both]
+    kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept prediction rows before row r
 
     image_of = gt.image_index
     chunk_starts = [0]
@@ -138,46 +142,39 @@ def evaluate_mesh(
         g_rows = np.arange(gt.offsets[c0], gt.offsets[c1])
         gt_b = _gt_bodies(gt, g_rows, pose, transl, models)
         gt_h36m = models.h36m(gt_b.verts)
-        gt_j45 = gt_b.joints45
+        # visibility filter, all people of the chunk at once
+        g_image = image_of[g_rows]
+        uv = project(gt_b.joints45, gt.K[g_rows]) * rate[g_image][:, None, None]
+        inside = (uv[..., 0] >= 0) & (uv[..., 0] < frame_w[g_image, None])
+        inside &= (uv[..., 1] >= 0) & (uv[..., 1] < frame_h[g_image, None])
+        passes = inside.sum(axis=1) >= cfg.min_visible_joints
+        if cfg.filter_keeps_all_if_none_pass:
+            image_passes = np.zeros(gt.num_images, bool)
+            np.logical_or.at(image_passes, g_image, passes)
+            passes |= ~image_passes[g_image]
+        status[g_rows[passes]] = 0
+        # the chunk's kept predictions, in image order, and their projected joints
         p_rows = np.concatenate([np.arange(*ranges[i]) for i in range(c0, c1)]).astype(np.int64)
         p_rows = p_rows[keep[p_rows]]
-        pred_b = (
-            geometry.bodies(p_rows)
-            if len(p_rows)
-            else Bodies(np.zeros((0, 6890, 3)), np.zeros((0, 24, 3)))
-        )
-        pred_h36m = geometry.h36m(p_rows, pred_b.verts) if len(p_rows) else np.zeros((0, 17, 3))
-        local_pred = {int(r): k for k, r in enumerate(p_rows)}
+        local_start = kept_before[ranges[c0:c1, 0]] - kept_before[ranges[c0, 0]]
+        local_stop = kept_before[ranges[c0:c1, 1]] - kept_before[ranges[c0, 0]]
+        if len(p_rows):
+            pred_b = geometry.bodies(p_rows)
+            pred_h36m = geometry.h36m(p_rows, pred_b.verts)
+            p_image = np.repeat(np.arange(c0, c1), local_stop - local_start)
+            pred_uv = project(pred_b.joints24, pred_K[p_rows]) * rate[p_image][:, None, None]
         m_gt, m_pred = [], []
         for i in range(c0, c1):
-            rows_g = np.arange(gt.offsets[i], gt.offsets[i + 1]) - gt.offsets[c0]
-            rows_p = np.arange(*ranges[i])
-            if len(rows_p) and gt.offsets[i + 1] > gt.offsets[i]:
-                focal_err.append(abs(pred_K[rows_p[0], 0, 0] - gt.K[gt.offsets[i], 0, 0]))
-                focal_rate.append(rate[i])
-            rows_p = rows_p[keep[rows_p]]
-            local_p = np.array([local_pred[int(r)] for r in rows_p], np.int64)
-            uv = project(gt_j45[rows_g], gt.K[g_rows[rows_g]]) * rate[i]
-            inside = (
-                (uv[..., 0] >= 0)
-                & (uv[..., 0] < frame_w[i])
-                & (uv[..., 1] >= 0)
-                & (uv[..., 1] < frame_h[i])
-            )
-            passes = inside.sum(axis=1) >= cfg.min_visible_joints
-            if not passes.any() and cfg.filter_keeps_all_if_none_pass:
-                passes[:] = True
-            evaluated = rows_g[passes]
-            status[g_rows[evaluated]] = 0
-            if len(local_p) == 0 or len(evaluated) == 0:
-                fp += len(local_p)
+            lp = np.arange(local_start[i - c0], local_stop[i - c0])
+            lg = np.arange(gt.offsets[i], gt.offsets[i + 1]) - gt.offsets[c0]
+            lg = lg[passes[lg]]
+            if len(lp) == 0 or len(lg) == 0:
+                fp += len(lp)
                 continue
-            gt_kp = uv[passes, :24]
-            pred_kp = project(pred_b.joints24[local_p], pred_K[rows_p]) * rate[i]
             try:
                 m = match_keypoints_2d(
-                    pred_kp,
-                    gt_kp,
+                    pred_uv[lp],
+                    uv[lg, :24],
                     iou_thresh=IOU_THRESH_PW3D,
                     matcher=cfg.matcher,
                     fp_counter_quirk=cfg.greedy_fp_counter_quirk,
@@ -186,8 +183,8 @@ def evaluate_mesh(
             except DegenerateBoxError as exc:
                 raise DegenerateBoxError(f"{benchmark} image {gt.image_keys[i]!r}: {exc}") from exc
             fp += len(m.unmatched_pred)
-            m_gt.append(evaluated[m.pairs[:, 1]])
-            m_pred.append(local_p[m.pairs[:, 0]])
+            m_gt.append(lg[m.pairs[:, 1]])
+            m_pred.append(lp[m.pairs[:, 0]])
         if m_gt:
             lg, lp = np.concatenate(m_gt), np.concatenate(m_pred)
             rows = g_rows[lg]
@@ -231,9 +228,9 @@ def evaluate_mesh(
         "recall": det.recall,
         "height_error_mm": mean(height_mm),
         "height_error_m": mean(height_mm) / 1000.0,
-        "focal_mae_px": float(np.mean(focal_err)) if focal_err else float("nan"),
-        "focal_mae_px_network": float(np.mean(np.multiply(focal_err, focal_rate)))
-        if focal_err
+        "focal_mae_px": float(np.mean(focal_err)) if focal_err.size else float("nan"),
+        "focal_mae_px_network": float(np.mean(focal_err * focal_rate))
+        if focal_err.size
         else float("nan"),
         "n_gt": int(evaluated.sum()),
         "n_matched": int(matched.sum()),
