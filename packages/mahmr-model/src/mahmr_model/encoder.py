@@ -87,6 +87,8 @@ class SATEncoder(nn.Module):
         self.camera_token = nn.Parameter(torch.zeros(1, dim))  # DINOv2 CLS + its position
         self.blocks = nn.ModuleList(block() for _ in range(config.depth))
         self.map_blocks = nn.ModuleList(block() for _ in range(config.num_map_blocks))
+        for blk in (*self.blocks, *self.map_blocks):
+            blk.attn.fused_attn = True  # SDPA with boolean masks (also if TIMM_FUSED_ATTN=0)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.map_norm = nn.LayerNorm(dim, eps=1e-6)
         self.scale_head = MLP(dim, dim, 2, 4)
