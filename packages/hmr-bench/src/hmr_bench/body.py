@@ -122,17 +122,24 @@ class BodyModels:
 
 
 def pose_bodies(
-    model: BodyModel, betas: np.ndarray, pose: np.ndarray, transl: np.ndarray
+    model: BodyModel,
+    betas: np.ndarray,
+    pose: np.ndarray,
+    transl: np.ndarray,
+    out: Bodies | None = None,
+    rows: np.ndarray | None = None,
 ) -> Bodies:
-    """Posed meshes of betas (n, B), pose (n, 72) rad, transl (n, 3) m, in chunks."""
+    """Posed meshes of betas (n, B), pose (n, 72) rad, transl (n, 3) m, in chunks; written
+    into `out` at `rows` (n,) when given (saves a copy of the meshes), else into new arrays."""
     n = len(betas)
-    verts = np.empty((n, len(model.v_template), 3))
-    joints = np.empty((n, len(model.parents), 3))
+    if out is None:
+        out = Bodies(np.empty((n, len(model.v_template), 3)), np.empty((n, len(model.parents), 3)))
+        rows = np.arange(n)
     for start in range(0, n, FORWARD_CHUNK):
         sl = slice(start, start + FORWARD_CHUNK)
-        out = model.forward(betas[sl], pose[sl, 3:], pose[sl, :3], transl[sl])
-        verts[sl], joints[sl] = out.vertices, out.joints
-    return Bodies(verts, joints)
+        posed = model.forward(betas[sl], pose[sl, 3:], pose[sl, :3], transl[sl])
+        out.verts[rows[sl]], out.joints24[rows[sl]] = posed.vertices, posed.joints
+    return out
 
 
 def root_joint(model: BodyModel, betas: np.ndarray) -> np.ndarray:

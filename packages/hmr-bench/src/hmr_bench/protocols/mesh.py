@@ -47,15 +47,13 @@ def network_frame(width: np.ndarray, height: np.ndarray, size: int) -> tuple[np.
 def _gt_bodies(
     gt: SMPLGroundTruth, rows: np.ndarray, pose: np.ndarray, transl: np.ndarray, models: BodyModels
 ) -> Bodies:
-    verts = np.empty((len(rows), 6890, 3))
-    joints = np.empty((len(rows), 24, 3))
+    bodies = Bodies(np.empty((len(rows), 6890, 3)), np.empty((len(rows), 24, 3)))
     for gender in GENDERS:
         sel = np.flatnonzero(gt.gender[rows] == gender)
         if sel.size:
             r = rows[sel]
-            b = pose_bodies(models.model(gender), gt.betas[r], pose[r], transl[r])
-            verts[sel], joints[sel] = b.verts, b.joints24
-    return Bodies(verts, joints)
+            pose_bodies(models.model(gender), gt.betas[r], pose[r], transl[r], bodies, sel)
+    return bodies
 
 
 def _pred_heights(
@@ -187,6 +185,8 @@ def evaluate_mesh(
             m_pred.append(lp[m.pairs[:, 0]])
         if m_gt:
             lg, lp = np.concatenate(m_gt), np.concatenate(m_pred)
+            order = np.argsort(lg, kind="stable")  # chunk order: everyone matched -> no copy
+            lg, lp = lg[order], lp[order]
             rows = g_rows[lg]
             status[rows] = 1
             pred_row[rows] = p_rows[lp]
@@ -196,7 +196,8 @@ def evaluate_mesh(
             )
             columns["pa_mpjpe"][rows] = pa = pa_mpjpe(ph[:, EVAL14], gh[:, EVAL14])
             n_degenerate += int(np.isnan(pa).sum())
-            gv, pv = gt_b.verts[lg], pred_b.verts[lp]
+            gv = gt_b.verts if np.array_equal(lg, np.arange(len(g_rows))) else gt_b.verts[lg]
+            pv = pred_b.verts if np.array_equal(lp, np.arange(len(p_rows))) else pred_b.verts[lp]
             columns["pve"][rows] = pve(pv, gv, pred_root=ph[:, 0], gt_root=gh[:, 0])
             columns["pa_pve"][rows] = pa_pve(pv, gv)
             if has_betas:
