@@ -90,7 +90,7 @@ class JointRegressor:
                 f"got {verts.shape}"
             )
         if len(self.columns) > DENSE_FRACTION * self.num_vertices:
-            return (verts.transpose(0, 2, 1) @ self.weights.T).transpose(0, 2, 1)
+            return np.tensordot(verts, self.weights, axes=([1], [1])).transpose(0, 2, 1)
         return self.block @ verts[:, self.columns].astype(np.float64, copy=False)
 
 
