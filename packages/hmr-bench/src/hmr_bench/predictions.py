@@ -21,7 +21,7 @@ One `.npz` file without pickles (`np.load(..., allow_pickle=False)` reads it):
   principal point by the resize rate);
 - `kp2d` (N, 14, 2): CrowdPose-14 joints, original pixels (Relative Human).
 
-Every field but `conf` is optional; each benchmark states what it needs (`required_fields`) and
+Every field but `conf` is optional; each benchmark needs some (an error names what is missing) and
 derives the rest where it can (e.g. verts from betas + pose + transl with the neutral SMPL model).
 Values must be finite: a NaN or inf raises an error naming the image, the person and the field.
 """
@@ -80,6 +80,7 @@ class Predictions:
     offsets: np.ndarray
     fields: Mapping[str, np.ndarray]
     meta: Mapping[str, Any] = field(default_factory=dict)
+    _index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         keys = tuple(str(k) for k in self.image_keys)
@@ -165,7 +166,7 @@ class Predictions:
 
     def index_of(self, image_key: str) -> int | None:
         """Position of an image key, or None if it has no entry."""
-        return self._index.get(image_key)  # type: ignore[attr-defined]
+        return self._index.get(image_key)
 
     def rows(self, image_key: str) -> slice:
         """The rows of an image (empty if absent)."""

@@ -16,7 +16,6 @@ __all__ = [
     "Progress",
     "ProtocolError",
     "align_predictions",
-    "require",
     "resolve_config",
     "to_native",
 ]
@@ -75,18 +74,6 @@ def align_predictions(
         rows = predictions.rows(key)
         ranges[i] = rows.start, rows.stop
     return ranges
-
-
-def require(
-    predictions: Predictions, benchmark: str, *alternatives: tuple[str, ...]
-) -> tuple[str, ...]:
-    """The first group of fields the predictions have completely; raise naming all options."""
-    for group in alternatives:
-        if all(predictions.has(name) for name in group):
-            return group
-    options = " or ".join("+".join(g) for g in alternatives)
-    have = sorted(predictions.fields)
-    raise PredictionError(f"{benchmark} needs prediction field(s) {options}; the file has {have}")
 
 
 def to_native(value: Any) -> Any:
