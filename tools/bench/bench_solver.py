@@ -90,8 +90,12 @@ def main() -> None:
         cfg = DTOConfig.from_variant(variant)
         seconds = median_time(
             lambda cfg=cfg: optimize_scenes(
-                crowds.teacher_height, crowds.prior_cls, crowds.cues, crowds.offsets,
-                apparent_scale=crowds.apparent_scale, config=cfg,
+                crowds.teacher_height,
+                crowds.prior_cls,
+                crowds.cues,
+                crowds.offsets,
+                apparent_scale=crowds.apparent_scale,
+                config=cfg,
             ),
             3,
         )

@@ -14,6 +14,7 @@ import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,6 +36,7 @@ REQUIRED_KEYS = (
     "kintree_table",
     "f",
 )
+FORWARD_BLOCK = 32  # persons per block in forward(): ~5 MB per (block, 3, V) temporary
 RODRIGUES_EPS = 1e-8  # smplx adds this to the rotation vector before taking its norm
 CHUMPY_HINT = (
     "holds chumpy arrays (an original SMPL release file). Convert it once to plain numpy: either "
@@ -226,15 +228,34 @@ class BodyModel:
         """Number B of shape coefficients (including the kid direction, if any)."""
         return self.shapedirs.shape[-1]
 
-    def shaped_vertices(self, betas: np.ndarray) -> np.ndarray:
-        """Zero-pose vertices (N, V, 3) m of betas (N, B) or (B,)."""
+    @cached_property
+    def _coordinate_major(self) -> tuple[np.ndarray, ...]:
+        """Arrays laid out (3, V) by coordinate, and the regressor applied to the template and
+        shape directions (joints are linear in betas), computed once."""
+        v = len(self.v_template)
+        template = np.ascontiguousarray(self.v_template.T)  # (3, V)
+        shapedirs = np.ascontiguousarray(self.shapedirs.transpose(1, 0, 2)).reshape(3 * v, -1)
+        posedirs = np.ascontiguousarray(self.posedirs.transpose(1, 0, 2)).reshape(3 * v, -1)
+        joint_template = self.J_regressor @ self.v_template  # (J, 3)
+        joint_shapedirs = np.einsum("jv,vkb->jkb", self.J_regressor, self.shapedirs)  # (J, 3, B)
+        return template, shapedirs, posedirs, joint_template, joint_shapedirs
+
+    def _betas(self, betas: np.ndarray) -> np.ndarray:
         betas = np.atleast_2d(np.asarray(betas, dtype=np.float64))
         if betas.shape[-1] != self.num_betas:
             raise ValueError(
                 f"betas have {betas.shape[-1]} coefficients, expected {self.num_betas}"
             )
-        offsets = self.shapedirs.reshape(-1, self.num_betas) @ betas.T
-        return self.v_template + offsets.T.reshape(len(betas), -1, 3)
+        return betas
+
+    def _shaped_coordinate_major(self, betas: np.ndarray) -> np.ndarray:
+        """Zero-pose vertices (N, 3, V) of validated betas (N, B)."""
+        template, shapedirs, *_ = self._coordinate_major
+        return template + (shapedirs @ betas.T).T.reshape(len(betas), 3, -1)
+
+    def shaped_vertices(self, betas: np.ndarray) -> np.ndarray:
+        """Zero-pose vertices (N, V, 3) m of betas (N, B) or (B,)."""
+        return self._shaped_coordinate_major(self._betas(betas)).transpose(0, 2, 1)
 
     def forward(
         self,
@@ -247,10 +268,11 @@ class BodyModel:
 
         betas (N, B); body_pose (N, 3 (J - 1)) or (N, J - 1, 3) axis-angle rad, relative to the
         parent joint; global_orient (N, 3) axis-angle about the root joint; transl (N, 3) m.
-        A leading size 1 (or a missing batch axis) broadcasts to N.
+        A leading size 1 (or a missing batch axis) broadcasts to N. Runs in blocks of
+        FORWARD_BLOCK persons so that its temporaries stay in cache.
         """
         num_joints = len(self.parents)
-        betas = np.atleast_2d(np.asarray(betas, dtype=np.float64))
+        betas = self._betas(betas)
         body_pose = np.asarray(body_pose, dtype=np.float64).reshape(-1, num_joints - 1, 3)
         global_orient = np.asarray(global_orient, dtype=np.float64).reshape(-1, 1, 3)
         transl = np.zeros((1, 3)) if transl is None else np.asarray(transl, dtype=np.float64)
@@ -259,13 +281,26 @@ class BodyModel:
         betas, body_pose, global_orient, transl = (
             np.broadcast_to(a, (n, *a.shape[1:])) for a in (betas, body_pose, global_orient, transl)
         )
+        vertices = np.empty((n, len(self.v_template), 3))
+        joints = np.empty((n, num_joints, 3))
+        for start in range(0, n, FORWARD_BLOCK):
+            block = slice(start, start + FORWARD_BLOCK)
+            vertices[block], joints[block] = self._forward_block(
+                betas[block], body_pose[block], global_orient[block], transl[block]
+            )
+        return BodyOutput(vertices=vertices, joints=joints)
 
-        v_shaped = self.shaped_vertices(betas)
-        joints = np.einsum("jv,nvk->njk", self.J_regressor, v_shaped)
-        rot = rodrigues(np.concatenate([global_orient, body_pose], axis=1))  # (N, J, 3, 3)
+    def _forward_block(self, betas, body_pose, global_orient, transl):
+        """forward() on a block of persons; returns vertices (n, V, 3) view and joints (n, J, 3)."""
+        n, num_joints = len(betas), len(self.parents)
+        _, _, posedirs, joint_template, joint_shapedirs = self._coordinate_major
+
+        # Coordinate-major (n, 3, V) layout keeps every per-vertex step a contiguous row operation.
+        v_shaped = self._shaped_coordinate_major(np.ascontiguousarray(betas))
+        joints = joint_template + np.einsum("jkb,nb->njk", joint_shapedirs, betas)  # (n, J, 3)
+        rot = rodrigues(np.concatenate([global_orient, body_pose], axis=1))  # (n, J, 3, 3)
         pose_feature = (rot[:, 1:] - np.eye(3)).reshape(n, -1)
-        pose_offsets = self.posedirs.reshape(-1, pose_feature.shape[1]) @ pose_feature.T
-        v_posed = v_shaped + pose_offsets.T.reshape(n, -1, 3)
+        v_posed = v_shaped + (posedirs @ pose_feature.T).T.reshape(n, 3, -1)
 
         # World transforms G_j = G_parent @ [R_j | J_j - J_parent] along the kinematic tree.
         rel_joints = joints.copy()
@@ -278,18 +313,21 @@ class BodyModel:
         for j in range(1, num_joints):
             chain.append(chain[self.parents[j]] @ local[:, j])
         world = np.stack(chain, axis=1)
-        posed_joints = world[..., :3, 3].copy()
+        posed_joints = world[..., :3, 3] + transl[:, None, :]
         # Skinning transforms move rest-pose points: subtract the rotated rest joint.
         world[..., :3, 3] -= np.einsum("njab,njb->nja", world[..., :3, :3], joints)
 
-        blended = (self.weights @ world[..., :3, :].reshape(n, num_joints, 12)).reshape(n, -1, 3, 4)
-        vertices = np.einsum("nvab,nvb->nva", blended[..., :3], v_posed) + blended[..., 3]
-        shift = transl[:, None, :]
-        return BodyOutput(vertices=vertices + shift, joints=posed_joints + shift)
+        # Blend the 3x4 transforms per vertex: (n * 12, J) @ (J, V), row a * 4 + b.
+        rows = np.ascontiguousarray(world[..., :3, :].reshape(n, num_joints, 12).transpose(0, 2, 1))
+        blended = (rows.reshape(n * 12, num_joints) @ self.weights.T).reshape(n, 3, 4, -1)
+        vertices = blended[:, :, 3] + transl[:, :, None]
+        for b in range(3):
+            vertices += blended[:, :, b] * v_posed[:, None, b]
+        return vertices.transpose(0, 2, 1), posed_joints
 
     def tpose_height(self, betas: np.ndarray) -> np.ndarray:
         """T-pose (zero pose) height H(beta) (N,) m: max y minus min y of the shaped mesh."""
-        y = self.shaped_vertices(betas)[..., 1]
+        y = self._shaped_coordinate_major(self._betas(betas))[:, 1]
         return y.max(axis=1) - y.min(axis=1)
 
 
