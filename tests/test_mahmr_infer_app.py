@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from dto_core.synthetic_body import write_synthetic_smpl_dir
+from hmr_bench.predictions import read_predictions
 from mahmr_model import MAHMR, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ def test_infer_writes_predictions_and_meshes(tmp_path: Path) -> None:
             "--model", str(tmp_path / "model"), "--smpl-dir", str(tmp_path / "smpl"),
             "--conf", "0.0", "--fov-deg", "50", "--out", str(out),
             "--meshes", str(tmp_path / "meshes"),
+            "--predictions", str(tmp_path / "bench.npz"),
         ],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -59,3 +61,17 @@ def test_infer_writes_predictions_and_meshes(tmp_path: Path) -> None:
     lines = meshes[0].read_text().splitlines()
     assert sum(line.startswith("v ") for line in lines) == 6890
     assert sum(line.startswith("f ") for line in lines) == 13776
+
+    # hmr-bench's prediction file holds the same people as the JSON report
+    bench = read_predictions(tmp_path / "bench.npz")
+    assert bench.image_keys == ("a.png", "b.jpg")
+    counts = [len(r["persons"]) for r in report["images"]]
+    np.testing.assert_array_equal(bench.offsets, np.cumsum([0, *counts]))
+    np.testing.assert_allclose(bench.fields["conf"][0], person["score"], rtol=1e-6)
+    np.testing.assert_allclose(bench.fields["transl"][0], person["transl"], rtol=1e-6)
+    np.testing.assert_allclose(
+        bench.fields["pose"][0], person["global_orient"] + person["body_pose"], rtol=1e-6
+    )
+    np.testing.assert_allclose(bench.fields["joints24"][0], person["joints"][:24], rtol=1e-6)
+    np.testing.assert_allclose(bench.fields["K"][0], first["intrinsics"], rtol=1e-6)
+    assert bench.fields["verts"].shape == (sum(counts), 6890, 3)

@@ -2,14 +2,18 @@
 
     uv run apps/infer IMAGE_OR_DIR... (--model DIR_OR_HUB_ID | --official CKPT)
         [--smpl-dir DIR] [--conf 0.3] [--fov-deg DEG] [--batch-size 4] [--device auto]
-        [--out predictions.json] [--meshes DIR] [--compile]
+        [--out predictions.json] [--meshes DIR] [--predictions FILE.npz [--key-depth 1]]
+        [--compile]
 
 `--model` takes a folder written by `save_pretrained` (or `hf download <repo> --local-dir DIR`)
 or a Hub repo id; `--official` an official SAT-HMR `.pth` / MA-HMR `.bin`. The SMPL model files
 come from `--smpl-dir` or `$SMPL_MODEL_DIR`. Writes one JSON file with, per image, the camera
 (vertical FoV, focal length, intrinsics in image pixels) and, per person, the confidence, box,
 SMPL parameters, translation (m), 3D joints (m, camera frame) and 2D keypoints (px); with
-`--meshes`, one OBJ per person in camera coordinates.
+`--meshes`, one OBJ per person in camera coordinates. `--predictions` also writes hmr-bench's
+prediction file (conf, pose, betas, transl, joints24, K, verts) for `uv run apps/eval`; image keys
+are the last `--key-depth` path components (1 for Relative Human's basenames, 3 for 3DPW's
+"imageFiles/<seq>/image_%05d.jpg").
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hmr_bench.predictions import Predictions, write_predictions
 from mahmr_model import MAHMR, ImagePrediction, SMPLBody, predict
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -76,6 +81,32 @@ def person_records(result: ImagePrediction) -> list[dict]:
     ]
 
 
+def benchmark_predictions(
+    paths: list[Path], results: list[ImagePrediction], key_depth: int, meta: dict
+) -> Predictions:
+    """hmr-bench's flat per-person arrays of all images (metres, original-image pixels)."""
+    keys = ["/".join(path.parts[-key_depth:]) for path in paths]
+    counts = [len(r.persons) for r in results]
+    people = [r.persons for r in results]
+
+    def stack(get) -> np.ndarray:  # an image with nobody contributes (0, ...) arrays
+        rows = [np.asarray(get(r, p), np.float64) for r, p in zip(results, people, strict=True)]
+        return np.concatenate(rows)
+
+    fields = {
+        "conf": stack(lambda r, p: p.scores),
+        "pose": stack(lambda r, p: np.concatenate([p.global_orient, p.body_pose], axis=1)),
+        "betas": stack(lambda r, p: p.betas),
+        "transl": stack(lambda r, p: p.transl),
+        "joints24": stack(lambda r, p: p.joints[:, :24]),
+        "K": stack(lambda r, p: np.broadcast_to(r.intrinsics, (len(p), 3, 3))),
+    }
+    if all(p.vertices is not None for p in people):
+        fields["verts"] = stack(lambda r, p: p.vertices)
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    return Predictions(image_keys=keys, offsets=offsets, fields=fields, meta=meta)
+
+
 def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     lines = [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in vertices]
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
@@ -104,6 +135,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--out", type=Path, default=Path("predictions.json"))
     parser.add_argument("--meshes", type=Path, default=None, help="folder for one OBJ per person")
+    parser.add_argument(
+        "--predictions", type=Path, default=None, help="also write hmr-bench's prediction .npz"
+    )
+    parser.add_argument(
+        "--key-depth", type=int, default=1, help="path components in the --predictions image keys"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoder blocks")
     args = parser.parse_args()
 
@@ -118,7 +155,8 @@ def main() -> None:
     start = time.perf_counter()
     results = predict(
         model, [str(p) for p in images], conf_thresh=args.conf, fov=fov,
-        batch_size=args.batch_size, return_vertices=args.meshes is not None,
+        batch_size=args.batch_size,
+        return_vertices=args.meshes is not None or args.predictions is not None,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     records = []
@@ -149,6 +187,13 @@ def main() -> None:
         "images": records,
     }
     write_json_atomic(args.out, payload)
+    if args.predictions is not None:
+        meta = {"method": "MA-HMR", "variant": model.config.variant,
+                "source": args.official or args.model}  # fmt: skip
+        write_predictions(
+            args.predictions, benchmark_predictions(images, results, args.key_depth, meta)
+        )
+        print(f"hmr-bench predictions -> {args.predictions}")
     print(f"{len(images)} images in {elapsed:.1f} s -> {args.out}")
 
 
