@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 import smplx
@@ -24,9 +22,11 @@ from smplx.lbs import lbs
 from smplx.utils import Struct
 from torch import Tensor, nn
 
+from dto_core.body import load_model_arrays  # restricted unpickling, refuses chumpy files
+
 from .conventions import NUM_H36M_JOINTS, NUM_SMPL_JOINTS
 
-__all__ = ["BodyOutput", "SMPLBody", "find_smpl_file", "load_smpl_arrays"]
+__all__ = ["BodyOutput", "SMPLBody", "find_smpl_file"]
 
 SMPL_DIR_ENV = "SMPL_MODEL_DIR"
 KID_TEMPLATE_FILE = "smpl_kid_template.npy"  # AGORA / SMIL kid template, 6890 x 3
@@ -57,64 +57,6 @@ def find_smpl_file(
             if (folder / f"SMPL_{gender.upper()}.{ext}").is_file():
                 return folder / f"SMPL_{gender.upper()}.{ext}"
     raise FileNotFoundError(f"SMPL_{gender.upper()}.pkl / .npz not found in {root} or {root}/smpl")
-
-
-class _SMPLUnpickler(pickle.Unpickler):
-    """Unpickles SMPL model files (Python 2 pickles): numpy arrays, scipy.sparse matrices and
-    the builtins they need; anything else (code, chumpy objects) is refused."""
-
-    _NUMPY: ClassVar[frozenset[str]] = frozenset(
-        {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
-         "numpy._core.numeric"}
-    )  # fmt: skip
-    _NUMPY_NAMES: ClassVar[frozenset[str]] = frozenset(
-        {"ndarray", "dtype", "matrix", "_reconstruct", "scalar", "_frombuffer"}
-    )
-    _SPARSE_NAMES: ClassVar[frozenset[str]] = frozenset({"csc_matrix", "csr_matrix", "coo_matrix"})
-    _BUILTINS: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("__builtin__", "object"),
-         ("builtins", "object"), ("_codecs", "encode")}
-    )  # fmt: skip
-
-    def __init__(self, file: BinaryIO, path: Path) -> None:
-        super().__init__(file, encoding="latin1")
-        self._path = path
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "chumpy":
-            raise ValueError(
-                f"{self._path} holds chumpy arrays (an original SMPL release file); convert "
-                "it once to plain numpy with smplx's tools/clean_ch.py where chumpy is installed"
-            )
-        if module.startswith("scipy.sparse") and name in self._SPARSE_NAMES:
-            try:
-                import scipy.sparse
-            except ImportError as error:
-                raise ImportError(
-                    f"{self._path} stores scipy.sparse matrices: pip install scipy"
-                ) from error
-            return getattr(scipy.sparse, name)
-        if (module in self._NUMPY and name in self._NUMPY_NAMES) or (
-            module,
-            name,
-        ) in self._BUILTINS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"{module}.{name} is not allowed in a SMPL model file ({self._path})"
-        )
-
-
-def load_smpl_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Key -> array mapping of a SMPL `.pkl` (restricted unpickling) or `.npz` file."""
-    path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    with path.open("rb") as f:
-        data = _SMPLUnpickler(f, path).load()
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a dict of SMPL arrays, got {type(data).__name__}")
-    return data
 
 
 class SMPLBody(nn.Module):
@@ -221,7 +163,7 @@ class SMPLBody(nn.Module):
                     f"kid template {template} not found (AGORA {KID_TEMPLATE_FILE})"
                 )
             kwargs.update(age="kid", kid_template_path=str(template))
-        struct = Struct(**load_smpl_arrays(path))
+        struct = Struct(**load_model_arrays(path))
         with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a 10-betas notice
             layer = smplx.SMPLLayer(model_path=str(path), data_struct=struct, **kwargs)
         folder = path.parent
