@@ -18,7 +18,6 @@ values) reject that image with a reason in `Conversion.rejected`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -47,6 +46,7 @@ from dto_humans_hub.conventions import (
     UNKNOWN_SIZE,
 )
 from dto_humans_hub.npzio import AnnotationFileError, load_npz
+from dto_humans_hub.writer import file_sha256
 
 __all__ = [
     "Conversion",
@@ -102,14 +102,6 @@ class Conversion:
     rejected: tuple[Rejection, ...]
     inputs: tuple[InputFile, ...]
     input_index: np.ndarray
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def source_from_filename(path: str | os.PathLike[str]) -> str:
@@ -195,7 +187,7 @@ def _image_reasons(
 
 
 def _input_file(path: Path, num_images: int) -> InputFile:
-    return InputFile(path.name, path.stat().st_size, _sha256(path), num_images)
+    return InputFile(path.name, path.stat().st_size, file_sha256(path), num_images)
 
 
 def _finish(

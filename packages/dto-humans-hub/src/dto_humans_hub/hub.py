@@ -28,7 +28,13 @@ from huggingface_hub.errors import (
 
 from dto_humans_hub.checkpoint import CARD, CONFIG, checkpoint_files, render_model_card
 from dto_humans_hub.conventions import ANNOTATIONS_CONFIG
-from dto_humans_hub.writer import MANIFEST, STAGING_DIR, verify_dataset, write_atomic
+from dto_humans_hub.writer import (
+    MANIFEST,
+    STAGING_DIR,
+    file_sha256,
+    verify_dataset,
+    write_atomic,
+)
 
 __all__ = [
     "PublishError",
@@ -83,14 +89,6 @@ class UploadPlan:
         return "\n".join(lines)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _git_blob_id(path: Path) -> str:
     data = path.read_bytes()
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
@@ -133,7 +131,7 @@ def plan_dataset_upload(root: str | os.PathLike[str], repo_id: str) -> UploadPla
     for pattern in DATASET_PATTERNS:
         for path in sorted(root.glob(pattern)):
             rel = path.relative_to(root).as_posix()
-            sha = checksums.get(rel) or _sha256(path)
+            sha = checksums.get(rel) or file_sha256(path)
             files.append(UploadFile(rel, path.stat().st_size, sha))
     others = sorted(
         p.relative_to(root).as_posix()
@@ -151,7 +149,7 @@ def plan_checkpoint_upload(directory: str | os.PathLike[str], repo_id: str) -> U
     _check_repo_id(repo_id)
     directory = Path(directory)
     files = [
-        UploadFile(p.relative_to(directory).as_posix(), p.stat().st_size, _sha256(p))
+        UploadFile(p.relative_to(directory).as_posix(), p.stat().st_size, file_sha256(p))
         for p in checkpoint_files(directory)
     ]
     notes = () if (directory / CARD).is_file() else (f"no {CARD}: a model card is generated",)
@@ -248,6 +246,6 @@ def download_dataset(
             raise PublishError(f"{repo_id}: no {config!r} config (has {sorted(entries)})")
         for split in entries[config]["splits"].values():
             for shard in split["shards"]:
-                if _sha256(path / shard["path"]) != shard["sha256"]:
+                if file_sha256(path / shard["path"]) != shard["sha256"]:
                     raise PublishError(f"{repo_id}: {shard['path']} differs from the manifest")
     return path
