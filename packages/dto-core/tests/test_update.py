@@ -50,9 +50,11 @@ def test_scaling_about_the_camera_keeps_every_projection(transl, scale, offset):
     """DTO's re-placement scales the whole person about the camera centre: P' = s (V + T)."""
     t = np.array([transl])
     moved = scale_translation(t, np.array([scale]))
-    vertex = np.array(offset) + t
     np.testing.assert_allclose(project(moved), project(t), rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(project(scale * vertex), project(vertex), rtol=1e-12, atol=1e-9)
+    # a body point at offset from T, with the body scaled by s, projects where it did
+    vertex_before = t + np.array(offset)
+    vertex_after = moved + scale * np.array(offset)
+    np.testing.assert_allclose(project(vertex_after), project(vertex_before), rtol=1e-12, atol=1e-9)
 
 
 @pytest.mark.parametrize("coefficient", [0, 10])

@@ -31,7 +31,7 @@ from dto_core.priors import PAPER_PRIORS, PriorClass, prior_class
 
 __all__ = ["PixelScene", "SyntheticCrowds", "render_scene", "sample_crowds"]
 
-ADULT_MEAN_HEIGHT = 1.715  # the neutral adult prior mean the teacher regresses towards
+ADULT_MEAN_HEIGHT = PAPER_PRIORS.mean[PriorClass.ADULT_NEUTRAL]  # what the teacher regresses to
 BODY_THICKNESS = 0.25  # front-to-back depth of an adult body (m), for within-person depth spread
 MIN_HEIGHT = 0.45  # truncation of the sampled true heights (m)
 
