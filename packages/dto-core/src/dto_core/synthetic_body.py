@@ -24,7 +24,9 @@ import scipy.sparse as sp
 
 __all__ = [
     "SMPL_PARENTS",
+    "make_synthetic_j19_regressor",
     "make_synthetic_kid_template",
+    "make_synthetic_mean_params",
     "make_synthetic_smpl",
     "write_synthetic_smpl_dir",
 ]
@@ -392,6 +394,38 @@ def make_synthetic_kid_template(seed: int = 0) -> np.ndarray:
     return _build(_with_height(_jittered(_PRESETS["kid"], rng), KID_HEIGHT)).vertices
 
 
+def make_synthetic_j19_regressor(model: dict[str, object]) -> np.ndarray:
+    """(19, 6890) float64 counterpart of SMPL_to_J19.pkl for a synthetic model's arrays.
+
+    Rows in the file's order: R ankle, R knee, R hip, L hip, L knee, L ankle, R wrist, R elbow,
+    R shoulder, L shoulder, L elbow, L wrist, neck, head top, pelvis, thorax, spine, jaw, head.
+    Each row is a SMPL joint-regressor row (or a mean of two) or one vertex (head top: the
+    highest T-pose vertex; jaw: the most forward vertex above the neck); every row sums to 1.
+    """
+    jr = np.asarray(sp.csr_matrix(model["J_regressor"]).toarray(), dtype=np.float64)
+    v = np.asarray(model["v_template"], dtype=np.float64)
+    top = np.zeros(len(v))
+    top[np.argmax(v[:, 1])] = 1.0
+    above_neck = np.flatnonzero(v[:, 1] > (jr[12] @ v)[1])
+    jaw = np.zeros(len(v))
+    jaw[above_neck[np.argmax(v[above_neck, 2])]] = 1.0
+    limbs = jr[[8, 5, 2, 1, 4, 7, 21, 19, 17, 16, 18, 20]]
+    return np.vstack([limbs, jr[12], top, jr[0], jr[[9, 12]].mean(0), jr[6], jaw, jr[15]])
+
+
+def make_synthetic_mean_params(seed: int = 0) -> dict[str, np.ndarray]:
+    """Counterpart of smpl_mean_params.npz: `pose` (144,) 24 x 6D (first column, then second
+    column of each rotation matrix) near the identity, `shape` (10,) near 0, `cam` (3,) near
+    (0.9, 0, 0) (weak-perspective scale, t_x, t_y). Float64, deterministic for the seed."""
+    rng = np.random.default_rng(seed)
+    identity_6d = np.tile([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], NUM_JOINTS)
+    return {
+        "pose": identity_6d + rng.normal(0.0, 0.01, identity_6d.shape),
+        "shape": rng.normal(0.0, 0.1, NUM_BETAS),
+        "cam": np.array([0.9, 0.0, 0.0]) + rng.normal(0.0, 0.01, 3),
+    }
+
+
 def _write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write a file via a temporary sibling and os.replace: readers never see a partial file."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -405,7 +439,9 @@ def _write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
 
 
 def write_synthetic_smpl_dir(directory: str | os.PathLike[str], seed: int = 0) -> list[Path]:
-    """Write SMPL_{NEUTRAL,MALE,FEMALE}.pkl, SMPL_NEUTRAL.npz, smpl_kid_template.npy; paths."""
+    """Write SMPL_{NEUTRAL,MALE,FEMALE}.pkl, SMPL_NEUTRAL.npz, smpl_kid_template.npy,
+    SMPL_to_J19.pkl (the neutral model's (19, 6890) regressor, a pickled dense array) and
+    smpl_mean_params.npz; returns the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -419,6 +455,13 @@ def write_synthetic_smpl_dir(directory: str | os.PathLike[str], seed: int = 0) -
             path = directory / "SMPL_NEUTRAL.npz"
             _write_atomic(path, lambda f, d=dense: np.savez(f, **d))
             written.append(path)
+            path = directory / "SMPL_to_J19.pkl"
+            j19 = make_synthetic_j19_regressor(model)
+            _write_atomic(path, lambda f, a=j19: pickle.dump(a, f, protocol=2))
+            written.append(path)
     path = directory / "smpl_kid_template.npy"
     _write_atomic(path, lambda f: np.save(f, make_synthetic_kid_template(seed)))
+    written.append(path)
+    path = directory / "smpl_mean_params.npz"
+    _write_atomic(path, lambda f: np.savez(f, **make_synthetic_mean_params(seed)))
     return [*written, path]
