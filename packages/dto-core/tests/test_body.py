@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.transform import Rotation
 
-from dto_core.body import BodyModel, load_model_arrays, rodrigues
+from dto_core.body import BodyModel, load_model_arrays, load_pickled_array, rodrigues
 from dto_core.synthetic_body import (
     GRID,
     SMPL_PARENTS,
@@ -95,6 +95,21 @@ def test_arbitrary_classes_are_refused(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({"v_template": Path("x")}, protocol=2))
     with pytest.raises(pickle.UnpicklingError, match="not allowed"):
         load_model_arrays(path)
+
+
+def test_load_pickled_array_dense_sparse_and_refusals(tmp_path: Path) -> None:
+    dense = np.arange(12, dtype=np.float32).reshape(3, 4)
+    (tmp_path / "dense.pkl").write_bytes(pickle.dumps(dense, protocol=2))
+    out = load_pickled_array(tmp_path / "dense.pkl")
+    assert out.dtype == np.float64 and np.array_equal(out, dense)
+    (tmp_path / "sparse.pkl").write_bytes(pickle.dumps(sp.csc_matrix(dense), protocol=2))
+    assert np.array_equal(load_pickled_array(tmp_path / "sparse.pkl"), dense)
+    (tmp_path / "dict.pkl").write_bytes(pickle.dumps({"a": dense}, protocol=2))
+    with pytest.raises(ValueError, match="expected one array, got dict"):
+        load_pickled_array(tmp_path / "dict.pkl")
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps([Path("x")], protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match="not allowed"):
+        load_pickled_array(tmp_path / "evil.pkl")
 
 
 def test_missing_key_error_names_key_and_file(tmp_path: Path) -> None:

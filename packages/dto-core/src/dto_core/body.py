@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from dto_core.synthetic_body import write_synthetic_smpl_dir
 
-__all__ = ["BodyModel", "BodyOutput", "load_model_arrays", "rodrigues"]
+__all__ = ["BodyModel", "BodyOutput", "load_model_arrays", "load_pickled_array", "rodrigues"]
 
 MODEL_DIR_ENV = "SMPL_MODEL_DIR"
 GENDERS = ("neutral", "male", "female")
@@ -74,17 +74,33 @@ class _ModelUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a body model file")
 
 
+def _unpickle(path: Path) -> Any:
+    with path.open("rb") as f:
+        return _ModelUnpickler(f, path).load()
+
+
 def load_model_arrays(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw key -> value mapping of a SMPL .pkl (Python 2 pickle, latin1) or .npz file."""
     path = Path(path)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    with path.open("rb") as f:
-        data = _ModelUnpickler(f, path).load()
+    data = _unpickle(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict of model arrays, got {type(data).__name__}")
     return data
+
+
+def load_pickled_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """A dense float64 array from a pickle holding one numpy array or scipy sparse matrix (e.g.
+    the extra-joint regressor `SMPL_to_J19.pkl`), read with the same restricted unpickler."""
+    path = Path(path)
+    data = _unpickle(path)
+    if sp.issparse(data):
+        data = data.toarray()
+    if not isinstance(data, np.ndarray):
+        raise ValueError(f"{path}: expected one array, got {type(data).__name__}")
+    return data.astype(np.float64)
 
 
 def rodrigues(rotvecs: np.ndarray) -> np.ndarray:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dto_core.body import BodyModel
+from dto_core.body import BodyModel, load_pickled_array
 
 from .checkpoint import load_checked, read_state_dict, resolve_weights
 from .image import as_rgb_uint8, autocast, resolve_device
@@ -495,30 +494,9 @@ def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return uvw[..., :2] / uvw[..., 2:]
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """A Python 2 pickle (latin1) of plain numpy arrays; refuses anything else."""
-
-    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("copy_reg", "_reconstructor"),
-        ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"),
-        ("_codecs", "encode"),
-    }  # fmt: skip
-
-    def __init__(self, file: BinaryIO) -> None:
-        super().__init__(file, encoding="latin1")
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a regressor file")
-
-
 def read_j19_regressor(path: str | os.PathLike[str]) -> np.ndarray:
     """SMPL_to_J19.pkl: the (19, V) float64 extra-joint regressor (restricted unpickling)."""
-    with open(path, "rb") as f:
-        array = _ArrayUnpickler(f).load()
-    array = np.asarray(array, dtype=np.float64)
+    array = load_pickled_array(path)
     if array.ndim != 2 or array.shape[0] != 19:
         raise ValueError(f"{path}: expected a (19, V) regressor, got shape {array.shape}")
     return array
