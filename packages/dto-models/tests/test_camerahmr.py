@@ -342,9 +342,8 @@ def test_moved_person_moves_bbox_info_and_translation(smpl_dir: Path) -> None:
         preprocess_crop(moved, centers_moved[0], sizes[0]),
         preprocess_crop(image, centers[0], sizes[0]),
     )
-    no_masks = np.zeros((1, 0, 0), bool)
-    a = hmr.estimate(image, Detections(box, detections.scores[:1], no_masks), K)
-    b = hmr.estimate(moved, Detections(shifted, detections.scores[:1], no_masks), K)
+    a = hmr.estimate(image, Detections(box, detections.scores[:1], None), K)
+    b = hmr.estimate(moved, Detections(shifted, detections.scores[:1], None), K)
     np.testing.assert_allclose(project(b.transl, K) - project(a.transl, K), [[dx, dy]], atol=1e-3)
     np.testing.assert_allclose(b.transl[:, 2], a.transl[:, 2], rtol=1e-6)
 
@@ -359,6 +358,9 @@ def test_masks_blank_other_pixels(hmr: CameraHMR) -> None:
     np.testing.assert_array_equal(masked.betas, black.betas)
     unmasked = hmr.estimate(image, detections, K)
     assert not np.allclose(unmasked.betas, black.betas)
+    resized = Detections(detections.boxes_xyxy, detections.scores, detections.masks[:, ::2])
+    with pytest.raises(ValueError, match=r"masks \(3, 120, 320\) do not match 3 detections"):
+        hmr.estimate(image, resized, K)
 
 
 def test_no_person_and_bad_inputs(hmr: CameraHMR) -> None:

@@ -27,8 +27,9 @@ from torch import nn
 
 from dto_core.body import BodyModel, load_pickled_array
 
+from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast, resolve_device
+from .image import as_rgb_uint8, autocast
 from .types import Detections, SMPLEstimates
 
 __all__ = [
@@ -530,13 +531,13 @@ def _empty_estimates(K: np.ndarray, with_keypoints: bool) -> SMPLEstimates:
 # --- adapter -------------------------------------------------------------------------------------
 
 
-class CameraHMR:
+class CameraHMR(TorchAdapter):
     """SingleHMR adapter: `estimate(image, detections, K)` -> one SMPL body per detection.
 
     `body_model` (a neutral SMPL `dto_core.body.BodyModel`) and `j19` (19, V) enable the 44
     projected keypoints; without them `keypoints_2d` is None. Persons run in chunks of
     `batch_size`; `use_masks` multiplies each crop's image by that person's mask (as DTO does)
-    when the detections carry masks of the image's size.
+    when the detections carry masks.
     """
 
     def __init__(
@@ -553,10 +554,7 @@ class CameraHMR:
     ) -> None:
         if (body_model is None) != (j19 is None):
             raise ValueError("body_model and j19 go together (both or neither)")
-        self.config = config or model.config
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        self.model = model.to(self.device).eval()
+        super().__init__(model, config or model.config, device=device, dtype=dtype)
         self.body_model = body_model
         self.j19 = j19
         self.batch_size = batch_size
@@ -656,11 +654,10 @@ class CameraHMR:
         centers, sizes = box_centers_sizes(detections.boxes_xyxy)
         if not np.all(sizes > 0):
             raise ValueError("every detection box needs a positive width or height")
-        masks = detections.masks
-        use_masks = self.use_masks and masks.shape == (len(detections), *image.shape[:2])
+        masks = detections.masks_for(image.shape[:2]) if self.use_masks else None
         crops = np.stack(
             [
-                preprocess_crop(image, c, b, masks[i] if use_masks else None)
+                preprocess_crop(image, c, b, None if masks is None else masks[i])
                 for i, (c, b) in enumerate(zip(centers, sizes, strict=True))
             ]
         )

@@ -8,17 +8,21 @@ unexpected and mis-shaped key.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 __all__ = [
     "CheckpointError",
+    "check_layout",
+    "extract_state_dict",
     "load_checked",
     "manifest",
     "manifest_mismatches",
@@ -82,7 +86,18 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"weight file not found: {path}")
     if path.suffix == ".safetensors":
         return load_file(path, device="cpu")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path} stores Python objects besides tensors (e.g. training hyper-parameters), "
+            "which are not unpickled here. If you trust its source, extract the tensors once: "
+            f"python -m dto_models.checkpoint extract {path} OUT.safetensors --trust-pickle"
+        ) from error
+    return _tensors(state, path)
+
+
+def _tensors(state: object, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # Lightning / training checkpoints
     if not isinstance(state, dict) or not state:
@@ -92,6 +107,26 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         others = sorted(k for k in state if k not in tensors)
         raise CheckpointError(f"{path}: non-tensor entries in the state dict: {_preview(others)}")
     return tensors
+
+
+def extract_state_dict(
+    source: str | os.PathLike[str], target: str | os.PathLike[str]
+) -> dict[str, torch.Tensor]:
+    """Unpickle a TRUSTED torch checkpoint in full (`weights_only=False`: it may run code) and
+    write its tensors (a Lightning `state_dict` unwrapped) to `target` `.safetensors` atomically.
+
+    Returns the tensors written. Raises CheckpointError when it holds no dict of tensors.
+    """
+    source, target = Path(source), Path(target)
+    if target.suffix != ".safetensors":
+        raise ValueError(f"{target}: the output must be a .safetensors file")
+    state = _tensors(torch.load(source, map_location="cpu", weights_only=False), source)
+    state = {k: v.detach().clone().contiguous() for k, v in state.items()}  # no shared storage
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    save_file(state, partial, metadata={"source": source.name})
+    partial.replace(target)
+    return state
 
 
 def load_checked(
@@ -119,17 +154,29 @@ def load_checked(
             raise CheckpointError(f"two checkpoint keys map to the model key {name!r}")
         else:
             renamed[name] = value
-    expected = model.state_dict()
+    expected = manifest(model)
     prefixes = tuple(ignore_unexpected)
-    unexpected = sorted(set(renamed) - set(expected))
-    ignored = [k for k in unexpected if prefixes and k.startswith(prefixes)]
-    unexpected = [k for k in unexpected if k not in ignored]
+    ignored = [k for k in renamed if k not in expected and prefixes and k.startswith(prefixes)]
+    for key in ignored:
+        del renamed[key]
     dropped += ignored
-    missing = sorted(set(expected) - set(renamed))
+    check_layout(expected, renamed, type(model).__name__)
+    if dropped:
+        logger.info("ignored %d checkpoint keys: %s", len(dropped), _preview(sorted(dropped)))
+    model.load_state_dict({k: renamed[k] for k in expected}, strict=True)
+
+
+def check_layout(
+    expected: Mapping[str, tuple[int, ...]], state: Mapping[str, torch.Tensor], what: str
+) -> None:
+    """Raise CheckpointError naming every key of `state` that is missing from, unexpected in or
+    mis-shaped against the `expected` name -> shape layout of `what`."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
     mismatched = [
-        f"{k}: file {tuple(renamed[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(renamed))
-        if renamed[k].shape != expected[k].shape
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k])}"
+        for k in sorted(set(expected) & set(state))
+        if tuple(state[k].shape) != tuple(expected[k])
     ]
     problems = [
         f"{label} ({len(keys)}): {_preview(keys)}"
@@ -141,10 +188,7 @@ def load_checked(
         if keys
     ]
     if problems:
-        raise CheckpointError(f"weights do not fit {type(model).__name__}; " + "; ".join(problems))
-    if dropped:
-        logger.info("ignored %d checkpoint keys: %s", len(dropped), _preview(sorted(dropped)))
-    model.load_state_dict({k: renamed[k] for k in expected}, strict=True)
+        raise CheckpointError(f"weights do not fit {what}; " + "; ".join(problems))
 
 
 def manifest(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
@@ -170,3 +214,30 @@ def manifest_mismatches(
         if tuple(ours[k]) != tuple(official[k])
     ]
     return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dto_models.checkpoint extract SRC DST.safetensors --trust-pickle`."""
+    parser = argparse.ArgumentParser(prog="python -m dto_models.checkpoint")
+    commands = parser.add_subparsers(dest="command", required=True)
+    extract = commands.add_parser(
+        "extract", help="tensors of a trusted pickled checkpoint -> .safetensors"
+    )
+    extract.add_argument("source", type=Path)
+    extract.add_argument("target", type=Path)
+    extract.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="required: unpickling the source may execute code it contains",
+    )
+    args = parser.parse_args(argv)
+    if not args.trust_pickle:
+        parser.error("unpickling can execute code; pass --trust-pickle for files you trust")
+    state = extract_state_dict(args.source, args.target)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logger.info("%s: %d tensors written to %s", args.source, len(state), args.target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

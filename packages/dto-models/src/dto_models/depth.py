@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,14 +30,16 @@ import torch
 import torch.nn.functional as F
 from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
-from dto_models.checkpoint import (
+from .adapter import TorchAdapter
+from .checkpoint import (
     CheckpointError,
+    check_layout,
     load_checked,
     manifest,
     read_state_dict,
     resolve_weights,
 )
-from dto_models.image import DEFAULT_MAX_SIDE, as_rgb_uint8, autocast, limit_size, resolve_device
+from .image import DEFAULT_MAX_SIDE, as_rgb_uint8, autocast, limit_size
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -396,36 +398,6 @@ def official_layout(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return layout
 
 
-def _preview(keys: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def _check_official(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Raise CheckpointError naming the official keys that are missing, unexpected or mis-shaped."""
-    expected = official_layout(model)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = [
-        f"{k}: file {tuple(state[k].shape)} vs model {expected[k]}"
-        for k in sorted(set(expected) & set(state))
-        if tuple(state[k].shape) != expected[k]
-    ]
-    problems = [
-        f"{label} ({len(keys)}): {_preview(keys)}"
-        for label, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("shape mismatch", mismatched),
-        )
-        if keys
-    ]
-    if problems:
-        raise CheckpointError(
-            "weights do not fit Depth-Anything-V2 (official layout); " + "; ".join(problems)
-        )
-
-
 _HF_LEGACY = (
     ("attention.attention.query.", "attention.q_proj."),
     ("attention.attention.key.", "attention.k_proj."),
@@ -547,24 +519,11 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.1)
 
 
-class DepthAnythingV2:
+class DepthAnythingV2(TorchAdapter):
     """Depth-Anything-V2 relative disparity (`DepthEstimator`).
 
     `estimate(image)` -> (H,W) float32 >= 0, larger = nearer, arbitrary affine scale (NOT metric).
     """
-
-    def __init__(
-        self,
-        model: DepthAnythingForDepthEstimation,
-        config: DepthAnythingV2Config,
-        *,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        self.config = config
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        self.model = model.to(self.device).eval()
 
     @classmethod
     def tiny(
@@ -608,7 +567,7 @@ class DepthAnythingV2:
                     state["pretrained.cls_token"].shape[-1]
                 )
             model = build_model(config)
-            _check_official(model, state)
+            check_layout(official_layout(model), state, "Depth-Anything-V2 (official layout)")
             load_checked(model, official_to_hf_state_dict(state))
         else:
             if config is None:

@@ -34,8 +34,9 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
+from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast, limit_size, resolve_device
+from .image import as_rgb_uint8, autocast, limit_size
 from .types import Detections
 
 __all__ = [
@@ -223,24 +224,11 @@ def binarize_masks(
 # Adapter
 
 
-class MaskRCNNDetector:
+class MaskRCNNDetector(TorchAdapter):
     """PersonDetector: boxes, scores and instance masks of the people in RGB images.
 
     Use `from_pretrained(path)` for the COCO weights or `tiny(seed)` for tests.
     """
-
-    def __init__(
-        self,
-        model: MaskRCNN,
-        config: DetectorConfig,
-        *,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        self.config = config
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        self.model = model.to(self.device).eval()
 
     @classmethod
     def from_pretrained(

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast, resolve_device
+from .image import as_rgb_uint8, autocast
 from .types import FoVEstimate
 
 __all__ = [
@@ -413,24 +414,11 @@ def clip_fov(fov_y: np.ndarray, fov_range: tuple[float, float]) -> np.ndarray:
 # Adapter
 
 
-class HumanFoV:
+class HumanFoV(TorchAdapter):
     """FoVEstimator: vertical FoV and intrinsics of whole RGB images with FLNet.
 
     Use `from_pretrained(path)` for the official weights or `tiny(seed)` for tests.
     """
-
-    def __init__(
-        self,
-        model: FLNet,
-        config: HumanFoVConfig,
-        *,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        self.config = config
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        self.model = model.to(self.device).eval()
 
     @classmethod
     def from_pretrained(

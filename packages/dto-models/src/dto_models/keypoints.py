@@ -39,8 +39,9 @@ import torch
 from scipy.ndimage import affine_transform, gaussian_filter
 from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
+from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast, resolve_device
+from .image import as_rgb_uint8, autocast
 from .types import Detections, Keypoints2D
 
 __all__ = [
@@ -427,24 +428,11 @@ def nms_kp2d(
 # Adapter
 
 
-class ViTPoseEstimator:
+class ViTPoseEstimator(TorchAdapter):
     """KeypointEstimator: COCO-17 keypoints of each detected person with ViTPose (top-down).
 
     Use `from_pretrained(dir_or_hub_id)` for the official weights or `tiny(seed)` for tests.
     """
-
-    def __init__(
-        self,
-        model: VitPoseForPoseEstimation,
-        config: ViTPoseConfig,
-        *,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> None:
-        self.config = config
-        self.device = resolve_device(device)
-        self.dtype = dtype
-        self.model = model.to(self.device).eval()
 
     @classmethod
     def from_pretrained(
@@ -500,11 +488,7 @@ class ViTPoseEstimator:
         `detections.masks` is None). Runs `config.batch_size` people per forward."""
         rgb = as_rgb_uint8(image)
         boxes = np.asarray(detections.boxes_xyxy, dtype=np.float32).reshape(-1, 4)
-        masks = detections.masks
-        if masks is not None and masks.shape != (len(boxes), *rgb.shape[:2]):
-            raise ValueError(
-                f"masks {masks.shape} do not match {len(boxes)} boxes on a {rgb.shape[:2]} image"
-            )
+        masks = detections.masks_for(rgb.shape[:2])
         k = self.config.num_keypoints
         keypoints = np.zeros((len(boxes), k, 2), dtype=np.float32)
         scores = np.zeros((len(boxes), k), dtype=np.float32)

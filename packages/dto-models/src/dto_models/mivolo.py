@@ -51,8 +51,9 @@ from timm.layers.bottleneck_attn import PosEmbedRel
 from timm.models.volo import VOLO
 from torch import nn
 
+from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast, resolve_device
+from .image import as_rgb_uint8, autocast
 from .types import AgeGender
 
 __all__ = [
@@ -438,7 +439,7 @@ def _flip(crops: list[np.ndarray | None]) -> list[np.ndarray | None]:
     return [None if c is None else np.ascontiguousarray(c[:, ::-1]) for c in crops]
 
 
-class MiVOLO:
+class MiVOLO(TorchAdapter):
     """Age and P(male) per person from body boxes and 44-joint keypoints (AgeGenderEstimator)."""
 
     def __init__(
@@ -450,11 +451,8 @@ class MiVOLO:
         dtype: torch.dtype = torch.float32,
         batch_size: int = 16,
     ) -> None:
-        self.config = config
-        self.device = resolve_device(device)
-        self.dtype = dtype
+        super().__init__(model, config, device=device, dtype=dtype)
         self.batch_size = batch_size
-        self.model = model.to(self.device).eval()
 
     @classmethod
     def tiny(cls, seed: int = 0, **kwargs) -> MiVOLO:

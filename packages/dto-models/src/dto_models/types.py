@@ -30,14 +30,28 @@ __all__ = [
 @dataclass(frozen=True)
 class Detections:
     """People found in one image: `boxes_xyxy` (N,4) float32 pixels, `scores` (N,) float32,
-    `masks` (N,H,W) bool at the image's resolution."""
+    `masks` (N,H,W) bool at the image's resolution, or None from a detector without masks
+    (adapters then use the whole image for every person)."""
 
     boxes_xyxy: np.ndarray
     scores: np.ndarray
-    masks: np.ndarray
+    masks: np.ndarray | None
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    def masks_for(self, image_hw: tuple[int, int]) -> np.ndarray | None:
+        """`masks` after checking that they are (N,H,W) for an image of `image_hw` (H,W).
+
+        Raises:
+            ValueError: masks of another shape (e.g. from a resized copy of the image).
+        """
+        if self.masks is not None and self.masks.shape != (len(self), *image_hw):
+            raise ValueError(
+                f"masks {self.masks.shape} do not match {len(self)} detections on an image of "
+                f"{tuple(image_hw)} (H,W)"
+            )
+        return self.masks
 
 
 @dataclass(frozen=True)
