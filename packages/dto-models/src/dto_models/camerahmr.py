@@ -49,6 +49,7 @@ __all__ = [
     "read_mean_params",
     "rot6d_to_rotmat",
     "rotmat_to_axis_angle",
+    "smpl_keypoints_2d",
     "tiny_model",
 ]
 
@@ -495,6 +496,29 @@ def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return uvw[..., :2] / uvw[..., 2:]
 
 
+def smpl_keypoints_2d(
+    body_model: BodyModel,
+    j19: np.ndarray,
+    global_orient: np.ndarray,
+    body_pose: np.ndarray,
+    betas: np.ndarray,
+    transl: np.ndarray,
+    K: np.ndarray,
+) -> np.ndarray:
+    """The 44 joints of N posed SMPL bodies projected with K: (N,44,2) float32 pixels.
+
+    global_orient (N,3), body_pose (N,69) or (N,23,3) axis-angle, betas (N,10), transl (N,3) m.
+    """
+    n = len(betas)
+    body = body_model.forward(
+        np.asarray(betas, np.float64),
+        np.asarray(body_pose, np.float64).reshape(n, 23, 3),
+        np.asarray(global_orient, np.float64).reshape(n, 3),
+        np.asarray(transl, np.float64).reshape(n, 3),
+    )
+    return project(keypoints_44(body.vertices, body.joints, j19), K).astype(np.float32)
+
+
 def read_j19_regressor(path: str | os.PathLike[str]) -> np.ndarray:
     """SMPL_to_J19.pkl: the (19, V) float64 extra-joint regressor (restricted unpickling)."""
     array = load_pickled_array(path)
@@ -666,9 +690,9 @@ class CameraHMR(TorchAdapter):
         transl = crop_to_full_translation(cams, centers, sizes, K)
         keypoints = None
         if with_keypoints:
-            body = self.body_model.forward(betas, pose[:, 1:], pose[:, 0], transl)
-            keypoints = project(keypoints_44(body.vertices, body.joints, self.j19), K)
-            keypoints = keypoints.astype(np.float32)
+            keypoints = smpl_keypoints_2d(
+                self.body_model, self.j19, pose[:, 0], pose[:, 1:], betas, transl, K
+            )
         return SMPLEstimates(
             global_orient=pose[:, 0].astype(np.float32),
             body_pose=pose[:, 1:].reshape(len(pose), -1).astype(np.float32),
