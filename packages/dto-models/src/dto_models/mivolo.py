@@ -77,13 +77,8 @@ logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FACE_KEYPOINTS = (
-    0,
-    15,
-    16,
-    17,
-    18,
-)  # nose, right eye, left eye, right ear, left ear (44-joint set)
+# nose, right eye, left eye, right ear, left ear in the 44-joint set
+FACE_KEYPOINTS = (0, 15, 16, 17, 18)
 CHECKPOINT_PREFIX = "mivolo.model."
 
 
