@@ -11,9 +11,7 @@ from safetensors.torch import save_file
 
 from dto_models.checkpoint import (
     CheckpointError,
-    extract_state_dict,
     load_checked,
-    main,
     manifest,
     manifest_mismatches,
     read_manifest,
@@ -66,25 +64,12 @@ class HyperParameters:  # a pickled Python object, as Lightning stores hyper-par
         self.lr = 1e-4
 
 
-def test_pickled_objects_are_refused_and_extracted_only_when_trusted(tmp_path: Path) -> None:
-    state = random_state()
+def test_pickled_objects_are_refused_with_a_conversion_hint(tmp_path: Path) -> None:
     source = tmp_path / "train.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": HyperParameters()}, source)
-    with pytest.raises(CheckpointError, match=r"--trust-pickle") as info:
+    torch.save({"state_dict": random_state(), "hyper_parameters": HyperParameters()}, source)
+    with pytest.raises(CheckpointError, match=r"never unpickles.*save_file") as info:
         read_state_dict(source)
     assert str(source) in str(info.value)
-
-    target = tmp_path / "out" / "weights.safetensors"
-    with pytest.raises(SystemExit):
-        main(["extract", str(source), str(target)])  # refused without --trust-pickle
-    assert not target.exists()
-    assert main(["extract", str(source), str(target), "--trust-pickle"]) == 0
-    assert not target.with_name("weights.safetensors.partial").exists()
-    loaded = read_state_dict(target)
-    assert loaded.keys() == state.keys()
-    assert all(torch.equal(loaded[k], state[k]) for k in state)
-    with pytest.raises(ValueError, match=r"must be a \.safetensors"):
-        extract_state_dict(source, tmp_path / "weights.pth")
 
 
 def test_load_checked_names_missing_unexpected_and_misshaped_keys() -> None:

@@ -8,21 +8,19 @@ unexpected and mis-shaped key.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import pickle
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 __all__ = [
     "CheckpointError",
     "check_layout",
-    "extract_state_dict",
     "load_checked",
     "manifest",
     "manifest_mismatches",
@@ -91,8 +89,10 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path} stores Python objects besides tensors (e.g. training hyper-parameters), "
-            "which are not unpickled here. If you trust its source, extract the tensors once: "
-            f"python -m dto_models.checkpoint extract {path} OUT.safetensors --trust-pickle"
+            "which this package never unpickles. If you trust the file's source, save its "
+            "tensors once in a separate session, e.g. safetensors.torch.save_file("
+            "{k: v.contiguous() for k, v in torch.load(SRC, weights_only=False)"
+            "['state_dict'].items()}, 'weights.safetensors'), and load that file instead"
         ) from error
     return _tensors(state, path)
 
@@ -107,26 +107,6 @@ def _tensors(state: object, path: Path) -> dict[str, torch.Tensor]:
         others = sorted(k for k in state if k not in tensors)
         raise CheckpointError(f"{path}: non-tensor entries in the state dict: {_preview(others)}")
     return tensors
-
-
-def extract_state_dict(
-    source: str | os.PathLike[str], target: str | os.PathLike[str]
-) -> dict[str, torch.Tensor]:
-    """Unpickle a TRUSTED torch checkpoint in full (`weights_only=False`: it may run code) and
-    write its tensors (a Lightning `state_dict` unwrapped) to `target` `.safetensors` atomically.
-
-    Returns the tensors written. Raises CheckpointError when it holds no dict of tensors.
-    """
-    source, target = Path(source), Path(target)
-    if target.suffix != ".safetensors":
-        raise ValueError(f"{target}: the output must be a .safetensors file")
-    state = _tensors(torch.load(source, map_location="cpu", weights_only=False), source)
-    state = {k: v.detach().clone().contiguous() for k, v in state.items()}  # no shared storage
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    save_file(state, partial, metadata={"source": source.name})
-    partial.replace(target)
-    return state
 
 
 def load_checked(
@@ -214,30 +194,3 @@ def manifest_mismatches(
         if tuple(ours[k]) != tuple(official[k])
     ]
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m dto_models.checkpoint extract SRC DST.safetensors --trust-pickle`."""
-    parser = argparse.ArgumentParser(prog="python -m dto_models.checkpoint")
-    commands = parser.add_subparsers(dest="command", required=True)
-    extract = commands.add_parser(
-        "extract", help="tensors of a trusted pickled checkpoint -> .safetensors"
-    )
-    extract.add_argument("source", type=Path)
-    extract.add_argument("target", type=Path)
-    extract.add_argument(
-        "--trust-pickle",
-        action="store_true",
-        help="required: unpickling the source may execute code it contains",
-    )
-    args = parser.parse_args(argv)
-    if not args.trust_pickle:
-        parser.error("unpickling can execute code; pass --trust-pickle for files you trust")
-    state = extract_state_dict(args.source, args.target)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logger.info("%s: %d tensors written to %s", args.source, len(state), args.target)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
