@@ -89,10 +89,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path} stores Python objects besides tensors (e.g. training hyper-parameters), "
-            "which this package never unpickles. If you trust the file's source, save its "
-            "tensors once in a separate session, e.g. safetensors.torch.save_file("
-            "{k: v.contiguous() for k, v in torch.load(SRC, weights_only=False)"
-            "['state_dict'].items()}, 'weights.safetensors'), and load that file instead"
+            "which this package never unpickles. If you trust the file's source, convert it "
+            "once in a session of your own (unpickle it in full, save the tensors of its "
+            "state_dict with safetensors.torch.save_file) and load the .safetensors file"
         ) from error
     return _tensors(state, path)
 
