@@ -20,8 +20,6 @@ from transformers import DepthAnythingForDepthEstimation, DPTImageProcessor
 from dto_models import depth
 from dto_models.checkpoint import CheckpointError, manifest, manifest_mismatches, read_manifest
 from dto_models.depth import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     DepthAnythingV2,
     DepthAnythingV2Config,
     hf_to_official_name,
@@ -33,7 +31,7 @@ from dto_models.depth import (
     preprocess,
     upsample_disparity,
 )
-from dto_models.image import ImageError
+from dto_models.image import IMAGENET_MEAN, IMAGENET_STD, ImageError
 from dto_models.types import DepthEstimator
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,8 +14,6 @@ import torch
 
 from dto_models.checkpoint import CheckpointError, manifest, manifest_mismatches, read_manifest
 from dto_models.humanfov import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     FLNet,
     FoVError,
     HumanFoV,
@@ -26,7 +24,7 @@ from dto_models.humanfov import (
     letterbox_geometry,
     preprocess,
 )
-from dto_models.image import ImageError
+from dto_models.image import IMAGENET_MEAN, IMAGENET_STD, ImageError
 from dto_models.types import FoVEstimate, FoVEstimator
 
 FIXTURE = Path(__file__).parent / "fixtures" / "humanfov_state_dict.json"

@@ -14,9 +14,8 @@ from safetensors.torch import save_file
 
 from dto_core.priors import PriorClass, prior_class
 from dto_models.checkpoint import CheckpointError, manifest, read_manifest
+from dto_models.image import IMAGENET_MEAN, IMAGENET_STD
 from dto_models.mivolo import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     CrossBottleneckAttn,
     MiVOLO,
     MiVOLOConfig,

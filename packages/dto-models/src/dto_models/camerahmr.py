@@ -29,7 +29,7 @@ from dto_core.body import BodyModel, load_pickled_array
 
 from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast
+from .image import IMAGENET_MEAN, IMAGENET_STD, as_rgb_uint8, autocast
 from .types import Detections, SMPLEstimates
 
 __all__ = [
@@ -61,8 +61,8 @@ J19_FILE = "SMPL_to_J19.pkl"
 MODEL_DIR_ENV = "SMPL_MODEL_DIR"
 CROP_SIZE = 256  # px, the square crop; the network sees its columns 32..223
 CROP_COLUMNS = slice(32, 224)
-IMAGE_MEAN = np.array([0.485, 0.456, 0.406]) * 255.0  # RGB, on the [0,255] scale
-IMAGE_STD = np.array([0.229, 0.224, 0.225]) * 255.0
+IMAGE_MEAN = np.array(IMAGENET_MEAN) * 255.0  # on the [0,255] scale of the crop
+IMAGE_STD = np.array(IMAGENET_STD) * 255.0
 MEAN_BUFFERS = {"pose": "init_body_pose", "shape": "init_betas", "cam": "init_cam"}
 # smplx's SMPL appends vertices (ids of vertex_ids['smplh']) as joints 24..44; the OpenPose map
 # uses 24..34: nose, right/left eye, right/left ear, left big toe, small toe, heel, right ditto.

@@ -39,11 +39,9 @@ from .checkpoint import (
     read_state_dict,
     resolve_weights,
 )
-from .image import DEFAULT_MAX_SIDE, as_rgb_uint8, autocast, limit_size
+from .image import DEFAULT_MAX_SIDE, IMAGENET_MEAN, IMAGENET_STD, as_rgb_uint8, autocast, limit_size
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "DepthAnythingV2",
     "DepthAnythingV2Config",
     "build_model",
@@ -60,8 +58,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
-IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 _OFFICIAL_FILES = {
     384: "depth_anything_v2_vits.pth",
@@ -471,7 +467,7 @@ def preprocess(
     # float64 as the original: OpenCV's float32 bicubic differs from it by up to 1e-4
     image = image_rgb.astype(np.float64) / 255.0
     image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
-    image = (image - IMAGENET_MEAN) / IMAGENET_STD
+    image = (image - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
     return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
 
 

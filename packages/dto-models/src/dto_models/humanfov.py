@@ -30,12 +30,10 @@ from torch import nn
 
 from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast
+from .image import IMAGENET_MEAN, IMAGENET_STD, as_rgb_uint8, autocast
 from .types import FoVEstimate
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "FLNet",
     "FoVError",
     "HRNet",
@@ -51,8 +49,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILENAME = "cam_model_cleaned.ckpt"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 BN_MOMENTUM = 0.1
 
 

@@ -17,6 +17,8 @@ import torch
 
 __all__ = [
     "DEFAULT_MAX_SIDE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "ImageError",
     "as_rgb_uint8",
     "autocast",
@@ -27,6 +29,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIDE = 4096  # pixels; larger images are downscaled before inference
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB, on the [0,1] scale
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ImageError(ValueError):

@@ -41,14 +41,12 @@ from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEst
 
 from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast
+from .image import IMAGENET_MEAN, IMAGENET_STD, as_rgb_uint8, autocast
 from .types import Detections, Keypoints2D
 
 __all__ = [
     "COCO17_NAMES",
     "HUB_ID",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "ViTPoseConfig",
     "ViTPoseEstimator",
     "box_to_center_size",
@@ -68,8 +66,6 @@ logger = logging.getLogger(__name__)
 
 HUB_ID = "usyd-community/vitpose-base-simple"
 WEIGHTS_FILENAME = "model.safetensors"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 COCO17_NAMES = (
     "nose",
     "left_eye",

@@ -53,13 +53,11 @@ from torch import nn
 
 from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
-from .image import as_rgb_uint8, autocast
+from .image import IMAGENET_MEAN, IMAGENET_STD, as_rgb_uint8, autocast
 from .types import AgeGender
 
 __all__ = [
     "FACE_KEYPOINTS",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "CrossBottleneckAttn",
     "MiVOLO",
     "MiVOLOConfig",
@@ -75,8 +73,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # nose, right eye, left eye, right ear, left ear in the 44-joint set
 FACE_KEYPOINTS = (0, 15, 16, 17, 18)
 CHECKPOINT_PREFIX = "mivolo.model."

@@ -10,7 +10,7 @@ with its protocol's method (`dto_models.types`), so one can be swapped without t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 import numpy as np
 
@@ -119,43 +119,31 @@ class TeacherRecord:
         )
 
 
+@dataclass
 class TeacherStage:
     """Runs the teachers of spec A.2 on one image at a time.
 
     `hmr` must return projected 44-joint keypoints (a CameraHMR built with a body model).
     `body_model` and `j19` (see `dto_models.camerahmr`) project released people that come
-    without keypoints. `fov` estimates K for images without released intrinsics. `compat`
-    reproduces the official matching defects (see `dto_models.matching`).
+    without keypoints. `fov` estimates K for images without released intrinsics. A detection
+    is kept with >= `min_visible` keypoints of score >= `visible_thresh`; `nms_ratio` is the
+    keypoint NMS ratio; `compat` reproduces the official matching defects
+    (see `dto_models.matching`).
     """
 
-    def __init__(
-        self,
-        detector: PersonDetector,
-        keypoints: KeypointEstimator,
-        hmr: SingleHMR,
-        age_gender: AgeGenderEstimator,
-        depth: DepthEstimator | None = None,
-        fov: FoVEstimator | None = None,
-        *,
-        body_model: BodyModel | None = None,
-        j19: np.ndarray | None = None,
-        min_visible: int = 5,
-        visible_thresh: float = 0.5,
-        nms_ratio: float = 1 / 8,
-        compat: bool = False,
-    ) -> None:
-        self.detector = detector
-        self.keypoints = keypoints
-        self.hmr = hmr
-        self.age_gender = age_gender
-        self.depth = depth
-        self.fov = fov
-        self.body_model = body_model
-        self.j19 = j19
-        self.min_visible = min_visible
-        self.visible_thresh = visible_thresh
-        self.nms_ratio = nms_ratio
-        self.compat = compat
+    detector: PersonDetector
+    keypoints: KeypointEstimator
+    hmr: SingleHMR
+    age_gender: AgeGenderEstimator
+    depth: DepthEstimator | None = None
+    fov: FoVEstimator | None = None
+    _: KW_ONLY
+    body_model: BodyModel | None = None
+    j19: np.ndarray | None = None
+    min_visible: int = 5
+    visible_thresh: float = 0.5
+    nms_ratio: float = 1 / 8
+    compat: bool = False
 
     def _intrinsics(self, image: np.ndarray, released: ReleasedPersons | None) -> np.ndarray:
         if released is not None:
