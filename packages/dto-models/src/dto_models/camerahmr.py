@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.spatial.transform import Rotation
 from torch import nn
 
 from dto_core.body import BodyModel, load_pickled_array
@@ -365,36 +366,10 @@ def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
 
 
 def rotmat_to_axis_angle(rotmats: np.ndarray) -> np.ndarray:
-    """Rotation matrices (...,3,3) -> axis-angle (...,3) rad, angle in [0, pi].
-
-    Through the quaternion from the largest of its four squared components (Shepperd), so it
-    stays accurate near angle 0 and near pi (where the skew-symmetric part vanishes).
-    """
+    """Rotation matrices (...,3,3) -> axis-angle (...,3) rad, angle in [0, pi] (SciPy, through
+    quaternions: accurate near 0 and near pi, where the official `batch_rot2aa` degrades)."""
     r = np.asarray(rotmats, dtype=np.float64)
-    r00, r11, r22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    trace = r00 + r11 + r22
-    candidates = np.stack([r00, r11, r22, trace], axis=-1)
-    choice = np.argmax(candidates, axis=-1)
-    q = np.empty((*r.shape[:-2], 4))  # (x, y, z, w)
-    for i, (j, k) in enumerate(((1, 2), (2, 0), (0, 1))):
-        rows = choice == i
-        q[rows, i] = 1.0 - trace[rows] + 2.0 * r[rows, i, i]
-        q[rows, j] = r[rows, j, i] + r[rows, i, j]
-        q[rows, k] = r[rows, k, i] + r[rows, i, k]
-        q[rows, 3] = r[rows, k, j] - r[rows, j, k]
-    rows = choice == 3
-    q[rows, 0] = r[rows, 2, 1] - r[rows, 1, 2]
-    q[rows, 1] = r[rows, 0, 2] - r[rows, 2, 0]
-    q[rows, 2] = r[rows, 1, 0] - r[rows, 0, 1]
-    q[rows, 3] = 1.0 + trace[rows]
-    q /= np.linalg.norm(q, axis=-1, keepdims=True)
-    q *= np.where(q[..., 3:] < 0.0, -1.0, 1.0)  # w >= 0: angle in [0, pi]
-    sin_half = np.linalg.norm(q[..., :3], axis=-1)
-    angle = 2.0 * np.arctan2(sin_half, q[..., 3])
-    small = sin_half < 1e-6
-    # angle / sin(angle/2) -> 2 + angle^2 / 12 for small angles
-    scale = np.where(small, 2.0 + angle**2 / 12.0, angle / np.where(small, 1.0, sin_half))
-    return q[..., :3] * scale[..., None]
+    return Rotation.from_matrix(r.reshape(-1, 3, 3)).as_rotvec().reshape(*r.shape[:-2], 3)
 
 
 # --- pre- and post-processing (pure NumPy) -------------------------------------------------------
