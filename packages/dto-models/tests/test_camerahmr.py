@@ -11,6 +11,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from dto_core.body import BodyModel, rodrigues
+from dto_core.camera import project
 from dto_core.synthetic_body import write_synthetic_smpl_dir
 from dto_models.camerahmr import (
     CameraHMR,
@@ -21,7 +22,6 @@ from dto_models.camerahmr import (
     crop_to_full_translation,
     keypoints_44,
     preprocess_crop,
-    project,
     read_j19_regressor,
     rot6d_to_rotmat,
     rotmat_to_axis_angle,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dto_core.camera import focal_from_fov
 from dto_core.cues import CueStatus, DepthCues
 from dto_core.optimize import person_apparent_scale
 from dto_core.priors import PAPER_PRIORS, PriorClass, prior_class
@@ -140,7 +141,7 @@ def sample_crowds(
     scene = np.repeat(np.arange(num_scenes), counts)
 
     fov = np.deg2rad(rng.uniform(*fov_deg, num_scenes))
-    focal = img_h / (2 * np.tan(fov / 2))
+    focal = focal_from_fov(fov, img_h)
     f_ratio = rng.uniform(*focal_ratio, num_scenes)
     cam_h = rng.uniform(1.2, 2.0, num_scenes)
     a = np.exp(rng.uniform(*np.log(disparity_scale), num_scenes))

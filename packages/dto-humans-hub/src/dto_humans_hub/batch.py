@@ -13,6 +13,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 
+from dto_core.camera import fov_from_focal
 from dto_humans_hub.conventions import (
     NUM_BETAS,
     NUM_BODY_JOINTS,
@@ -195,7 +196,7 @@ class AnnotationBatch:
     def fov_y(self) -> np.ndarray:
         """(M,) vertical field of view 2 atan(height / (2 f_y)) rad; NaN where height is unknown."""
         h = np.where(self.height > 0, self.height, np.nan).astype(np.float64)
-        return (2.0 * np.arctan(h / (2.0 * self.intrinsics[:, 1, 1]))).astype(np.float32)
+        return fov_from_focal(self.intrinsics[:, 1, 1], h).astype(np.float32)
 
     def to_arrow(self, image_bytes: Sequence[bytes] | None = None) -> pa.Table:
         """The rows as an Arrow table with the schema of `features(images=...)` (storage types of

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dto_core.camera import focal_from_fov
 from dto_humans_hub.conventions import (
     BOX_SCALE_PX,
     INSTA_KEY_PREFIX,
@@ -79,7 +80,7 @@ def _scene(rng: np.random.Generator, counts: np.ndarray) -> dict[str, np.ndarray
     m, p = len(counts), int(counts.sum())
     size = np.array(IMAGE_SIZES)[rng.integers(0, len(IMAGE_SIZES), m)]
     fov = np.deg2rad(rng.uniform(30.0, 90.0, m))
-    focal = size[:, 0] / (2.0 * np.tan(fov / 2.0))
+    focal = focal_from_fov(fov, size[:, 0])
     image_of = np.repeat(np.arange(m), counts)
     z = rng.uniform(2.0, 20.0, p)
     u = rng.uniform(0.1, 0.9, p) * size[image_of, 1]

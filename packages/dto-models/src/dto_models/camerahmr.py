@@ -27,6 +27,7 @@ from scipy.spatial.transform import Rotation
 from torch import nn
 
 from dto_core.body import BodyModel, load_pickled_array
+from dto_core.camera import project
 
 from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
@@ -45,7 +46,6 @@ __all__ = [
     "keypoints_44",
     "load_body",
     "preprocess_crop",
-    "project",
     "read_j19_regressor",
     "read_mean_params",
     "rot6d_to_rotmat",
@@ -463,12 +463,6 @@ def keypoints_44(vertices: np.ndarray, joints: np.ndarray, j19: np.ndarray) -> n
     smpl45 = np.concatenate([joints, vertices[:, list(SMPL_VERTEX_JOINTS)]], axis=1)
     openpose = smpl45[:, list(OPENPOSE_FROM_SMPL)]
     return np.concatenate([openpose, np.einsum("jv,nvk->njk", j19, vertices)], axis=1)
-
-
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pinhole projection (...,3) camera-frame m -> (...,2) px."""
-    uvw = np.asarray(points, dtype=np.float64) @ np.asarray(K, dtype=np.float64).T
-    return uvw[..., :2] / uvw[..., 2:]
 
 
 def smpl_keypoints_2d(

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dto_core.camera import intrinsics_from_fov
+
 from .adapter import TorchAdapter
 from .checkpoint import load_checked, read_state_dict, resolve_weights
 from .image import IMAGENET_MEAN, IMAGENET_STD, as_rgb_uint8, autocast
@@ -379,8 +381,7 @@ def fov_to_K(fov_y: float, height: int, width: int) -> np.ndarray:
     f = H / (2 tan(fov_y/2)) for fx = fy, principal point (W/2, H/2)."""
     if not 0.0 < fov_y < math.pi:
         raise ValueError(f"vertical FoV must be in (0, pi) radians, got {fov_y}")
-    focal = height / (2.0 * math.tan(fov_y / 2.0))
-    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+    return intrinsics_from_fov(fov_y, height, width)
 
 
 def clip_fov(fov_y: np.ndarray, fov_range: tuple[float, float]) -> np.ndarray:

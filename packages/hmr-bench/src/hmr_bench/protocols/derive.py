@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dto_core.camera import project
 from hmr_bench.body import Bodies, BodyModels, pose_bodies
 from hmr_bench.joints import (
     CP14_FROM_SMPL24,
@@ -22,15 +23,9 @@ from hmr_bench.joints import (
 )
 from hmr_bench.predictions import PredictionError, Predictions
 
-__all__ = ["PredictionGeometry", "project"]
+__all__ = ["PredictionGeometry"]
 
 PARAMS = ("betas", "pose", "transl")
-
-
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pixels (n, J, 2) of camera-frame points (n, J, 3) with per-person K (n, 3, 3)."""
-    uvw = np.einsum("nab,njb->nja", K, points)
-    return uvw[..., :2] / uvw[..., 2:]
 
 
 class PredictionGeometry:

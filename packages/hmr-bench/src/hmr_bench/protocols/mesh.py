@@ -18,6 +18,7 @@ import itertools
 
 import numpy as np
 
+from dto_core.camera import project
 from hmr_bench.body import Bodies, BodyModels, camera_frame_params, pose_bodies
 from hmr_bench.datasets.smpl_gt import GENDERS, SMPLGroundTruth
 from hmr_bench.joints import H36M_EVAL14
@@ -27,7 +28,7 @@ from hmr_bench.metrics import detection_stats, height_error, mpjpe, pa_mpjpe, pa
 from hmr_bench.predictions import PredictionError, Predictions
 from hmr_bench.protocols.common import EvalResult, Progress, align_predictions, resolve_config
 from hmr_bench.protocols.config import ProtocolConfig
-from hmr_bench.protocols.derive import PredictionGeometry, project
+from hmr_bench.protocols.derive import PredictionGeometry
 
 __all__ = ["evaluate_hi4d", "evaluate_mesh", "evaluate_pw3d", "network_frame"]
 

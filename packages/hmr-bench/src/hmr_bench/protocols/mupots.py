@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dto_core.camera import project
 from hmr_bench.body import BodyModels
 from hmr_bench.datasets.mupots import MuPoTSGroundTruth
 from hmr_bench.joints import (
@@ -34,7 +35,7 @@ from hmr_bench.metrics.pck3d_mupots import (
 from hmr_bench.predictions import PredictionError, Predictions
 from hmr_bench.protocols.common import EvalResult, Progress, align_predictions, resolve_config
 from hmr_bench.protocols.config import ProtocolConfig
-from hmr_bench.protocols.derive import PredictionGeometry, project
+from hmr_bench.protocols.derive import PredictionGeometry
 
 __all__ = ["evaluate_mupots"]
 
