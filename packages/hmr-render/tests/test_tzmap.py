@@ -6,7 +6,13 @@ import trimesh
 
 from dto_core.camera import project
 from dto_core.cues import CueStatus, extract_cues
-from hmr_render import render_resolution, render_tz_map, render_zbuffers, standing_people
+from hmr_render import (
+    render_composite,
+    render_resolution,
+    render_tz_map,
+    render_zbuffers,
+    standing_people,
+)
 
 
 def intrinsics(f, cx, cy):
@@ -238,3 +244,21 @@ def test_output_feeds_extract_cues(body_model):
     np.testing.assert_allclose(cues.slope, [2.0, 2.0], rtol=1e-9)
     np.testing.assert_allclose(cues.mesh_depth, 2 * cues.rel_depth, rtol=1e-12)
     assert 2.8 < cues.mesh_depth[0] < 3.2 and 4.8 < cues.mesh_depth[1] < 5.2
+
+
+def test_composite_is_the_argmin_of_the_per_person_buffers(body_model):
+    positions = [[-0.4, 3.0], [0.0, 3.3], [-0.4, 3.0], [0.9, 5.0]]  # overlapping; 2 ties with 0
+    vertices = standing_people(body_model, positions, camera_height=1.5)
+    np.testing.assert_array_equal(vertices[2], vertices[0])
+    K = intrinsics(300.0, 128.0, 96.0)
+    masks = np.random.default_rng(0).random((4, 192, 256)) < 0.9
+    zb = render_zbuffers(vertices, body_model.faces, K, (192, 256))
+    comp = render_composite(vertices, body_model.faces, K, (192, 256), masks)
+    masked = np.where(masks, zb.depth, np.inf)
+    nearest = np.argmin(masked, axis=0)  # numpy's argmin: the first index on ties
+    covered = np.isfinite(masked.min(axis=0))
+    np.testing.assert_array_equal(comp.person, np.where(covered, nearest, -1))
+    np.testing.assert_array_equal(comp.depth, masked.min(axis=0))
+    face = np.take_along_axis(zb.face, nearest[None], axis=0)[0]
+    np.testing.assert_array_equal(comp.face, np.where(covered, face, -1))
+    assert len(np.unique(comp.person)) == 5  # person 2 shows where person 0's mask is off

@@ -6,13 +6,15 @@
 views with a metric grid and the camera frustum, labels, PNG and GLB files.
 """
 
-from hmr_render.raster import ZBuffer, render_zbuffers
+from hmr_render.raster import Composite, ZBuffer, render_composite, render_zbuffers
 from hmr_render.scene import standing_people
 from hmr_render.tzmap import TzMap, render_resolution, render_tz_map
 
 __all__ = [
+    "Composite",
     "TzMap",
     "ZBuffer",
+    "render_composite",
     "render_resolution",
     "render_tz_map",
     "render_zbuffers",

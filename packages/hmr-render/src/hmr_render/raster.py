@@ -7,6 +7,7 @@ its exact camera-frame depth whatever Embree's rounding.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from trimesh.ray.ray_pyembree import RayMeshIntersector
 
 from dto_core.camera import project
 
-__all__ = ["ZBuffer", "cast_rays", "pixel_rays", "render_zbuffers"]
+__all__ = ["Composite", "ZBuffer", "cast_rays", "pixel_rays", "render_composite", "render_zbuffers"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,20 +89,19 @@ def _pixel_box(points: np.ndarray, K: np.ndarray, height: int, width: int) -> tu
     return slice(lo[1], max(hi[1] + 1, lo[1])), slice(lo[0], max(hi[0] + 1, lo[0]))
 
 
-def render_zbuffers(
-    vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int]
-) -> ZBuffer:
-    """One z-buffer per person: vertices (N, V, 3) m in the camera frame, faces (F, 3), K (3, 3)
-    the intrinsics of an image of `size` = (h, w) pixels. Pixel (row v, column u) samples the ray
-    through (u, v) = (col, row), OpenCV's convention (u = fx X / Z + cx). See `ZBuffer`.
-    """
-    vertices, faces = check_meshes(vertices, faces)
-    K = _check_intrinsics(K)
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     height, width = (int(s) for s in size)
     if height <= 0 or width <= 0:
         raise ValueError(f"size must be positive (h, w), got {size}")
-    depth = np.full((len(vertices), height, width), np.inf)
-    face = np.full((len(vertices), height, width), -1, dtype=np.int32)
+    return height, width
+
+
+def _person_buffers(
+    vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int]
+) -> Iterator[tuple[int, tuple[slice, slice], np.ndarray, np.ndarray]]:
+    """(i, window, depth, face) per person: the window (rows, cols) of pixels that can see mesh i
+    and its depth / face buffers over that window (+inf / -1 where missed)."""
+    height, width = size
     for i, points in enumerate(vertices):
         rows, cols = _pixel_box(points, K, height, width)
         if rows.start == rows.stop or cols.start == cols.stop:
@@ -110,6 +110,67 @@ def render_zbuffers(
         directions = pixel_rays(K, grid_v.ravel(), grid_u.ravel())
         mesh = trimesh.Trimesh(points, faces, process=False, validate=False)
         t, hit = cast_rays(mesh, np.zeros_like(directions), directions)
-        depth[i, rows, cols] = t.reshape(grid_v.shape)  # directions have z = 1: t is the depth
-        face[i, rows, cols] = hit.reshape(grid_v.shape)
+        # directions have z = 1, so the ray parameter t is the camera-frame depth
+        yield i, (rows, cols), t.reshape(grid_v.shape), hit.reshape(grid_v.shape)
+
+
+def render_zbuffers(
+    vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int]
+) -> ZBuffer:
+    """One z-buffer per person: vertices (N, V, 3) m in the camera frame, faces (F, 3), K (3, 3)
+    the intrinsics of an image of `size` = (h, w) pixels. Pixel (row v, column u) samples the ray
+    through (u, v) = (col, row), OpenCV's convention (u = fx X / Z + cx). See `ZBuffer`.
+    """
+    vertices, faces = check_meshes(vertices, faces)
+    K, size = _check_intrinsics(K), _check_size(size)
+    depth = np.full((len(vertices), *size), np.inf)
+    face = np.full((len(vertices), *size), -1, dtype=np.int32)
+    for i, window, t, hit in _person_buffers(vertices, faces, K, size):
+        depth[(i, *window)] = t
+        face[(i, *window)] = hit
     return ZBuffer(depth=depth, face=face)
+
+
+@dataclass(frozen=True, eq=False)
+class Composite:
+    """The nearest surface of all persons at each pixel of an (h, w) image.
+
+    depth:  (h, w) float64 camera-frame z, +inf where no person is seen.
+    person: (h, w) int32 index of the nearest person (the lowest index on ties), -1 where none.
+    face:   (h, w) int32 index of that person's face, -1 where none.
+    """
+
+    depth: np.ndarray
+    person: np.ndarray
+    face: np.ndarray
+
+
+def render_composite(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    K: np.ndarray,
+    size: tuple[int, int],
+    masks: np.ndarray | None = None,
+) -> Composite:
+    """Depth-sorted composite of N meshes (the arguments of `render_zbuffers`), keeping person i
+    only where masks[i] (N, h, w) bool is True, if masks are given. Memory O(h w), not O(N h w).
+    """
+    vertices, faces = check_meshes(vertices, faces)
+    K, size = _check_intrinsics(K), _check_size(size)
+    masks = None if masks is None else np.asarray(masks)
+    if masks is not None and (masks.shape != (len(vertices), *size) or masks.dtype != np.bool_):
+        raise ValueError(
+            f"masks must be a bool array of shape {(len(vertices), *size)}, "
+            f"got {masks.dtype} {masks.shape}"
+        )
+    depth = np.full(size, np.inf)
+    person = np.full(size, -1, dtype=np.int32)
+    face = np.full(size, -1, dtype=np.int32)
+    for i, window, t, hit in _person_buffers(vertices, faces, K, size):
+        if masks is not None:
+            t = np.where(masks[(i, *window)], t, np.inf)
+        nearer = t < depth[window]  # strict: the lower index keeps a tie
+        depth[window] = np.where(nearer, t, depth[window])
+        person[window] = np.where(nearer, i, person[window])
+        face[window] = np.where(nearer, hit, face[window])
+    return Composite(depth=depth, person=person, face=face)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dto_core.camera import project
-from hmr_render.raster import check_meshes, render_zbuffers
+from hmr_render.raster import check_meshes, render_composite
 
 __all__ = ["RENDER_MAX_SIDE", "VISIBILITY_TOLERANCE", "TzMap", "render_resolution", "render_tz_map"]
 
@@ -81,7 +81,6 @@ def render_tz_map(
     K_render[:2] *= r
     rows_in, cols_in = _nearest(h, height, 1.0 / r), _nearest(w, width, 1.0 / r)
 
-    zbuffer = render_zbuffers(vertices, faces, K_render, (h, w)).depth
     if masks is not None:
         masks = np.asarray(masks)
         if masks.shape != (n, height, width) or masks.dtype != np.bool_:
@@ -89,17 +88,11 @@ def render_tz_map(
                 f"masks must be a bool array of shape {(n, height, width)}, "
                 f"got {masks.dtype} {masks.shape}"
             )
-        zbuffer[~masks[:, rows_in][:, :, cols_in]] = np.inf
-
-    # Composite: nearest person per pixel, the first index on ties (argmin's rule).
-    ids = np.zeros((h, w), dtype=np.int32)
-    depth = np.zeros((h, w))
-    if n:
-        nearest = np.argmin(zbuffer, axis=0)
-        depth = np.take_along_axis(zbuffer, nearest[None], axis=0)[0]
-        covered = np.isfinite(depth)
-        ids = np.where(covered, nearest + 1, 0).astype(np.int32)
-        depth = np.where(covered, depth, 0.0)
+        masks = masks[:, rows_in][:, :, cols_in]
+    composite = render_composite(vertices, faces, K_render, (h, w), masks)
+    covered = composite.person >= 0
+    ids = np.where(covered, composite.person + 1, 0).astype(np.int32)
+    depth = np.where(covered, composite.depth, 0.0)
 
     # Visibility: nearest composite depth at each vertex's projection (0 outside the image).
     with np.errstate(divide="ignore", invalid="ignore"):  # vertices at or behind z = 0
