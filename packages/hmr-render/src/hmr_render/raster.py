@@ -79,11 +79,58 @@ def cast_rays(
     return t, face
 
 
-def _pixel_box(points: np.ndarray, K: np.ndarray, height: int, width: int) -> tuple[slice, slice]:
-    """Rows and columns of the pixel centres that can see a mesh with these vertices (V, 3)."""
-    if np.any(points[:, 2] <= 0):  # part of the mesh behind the camera: no finite bound
-        return slice(0, height), slice(0, width)
-    uv = project(points, K)
+@dataclass(frozen=True)
+class PinholeCamera:
+    """Rays of an OpenCV pinhole camera at the origin: pixel (row v, col u) looks through (u, v)."""
+
+    K: np.ndarray
+
+    def window(self, points: np.ndarray, size: tuple[int, int]) -> tuple[slice, slice]:
+        """Rows and columns of the pixel centres that can see a mesh with vertices (V, 3)."""
+        height, width = size
+        if np.any(points[:, 2] <= 0):  # part of the mesh behind the camera: no finite bound
+            return slice(0, height), slice(0, width)
+        return _box(project(points, self.K), size)
+
+    def rays(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(origins, directions) (n, 3); directions have z = 1: the ray parameter is the depth."""
+        directions = pixel_rays(self.K, rows, cols)
+        return np.zeros_like(directions), directions
+
+
+@dataclass(frozen=True)
+class OrthoCamera:
+    """Parallel rays along `direction` from the plane corner + col * axis_u + row * axis_v (m);
+    axis_u, axis_v are orthogonal to each other and to the unit `direction`. The ray parameter is
+    the distance from that plane (which must lie in front of the scene)."""
+
+    corner: np.ndarray
+    axis_u: np.ndarray
+    axis_v: np.ndarray
+    direction: np.ndarray
+
+    def pixels(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) (col, row) of points (..., 3) m."""
+        rel = np.asarray(points, dtype=np.float64) - self.corner
+        return np.stack(
+            [
+                rel @ self.axis_u / (self.axis_u @ self.axis_u),
+                rel @ self.axis_v / (self.axis_v @ self.axis_v),
+            ],
+            axis=-1,
+        )
+
+    def window(self, points: np.ndarray, size: tuple[int, int]) -> tuple[slice, slice]:
+        return _box(self.pixels(points), size)
+
+    def rays(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        origins = self.corner + cols[:, None] * self.axis_u + rows[:, None] * self.axis_v
+        return origins, np.broadcast_to(self.direction, origins.shape)
+
+
+def _box(uv: np.ndarray, size: tuple[int, int]) -> tuple[slice, slice]:
+    """Rows and columns of the pixel centres inside the bounding box of points uv (n, 2)."""
+    height, width = size
     lo = np.maximum(np.ceil(uv.min(axis=0)), 0).astype(int)
     hi = np.minimum(np.floor(uv.max(axis=0)), (width - 1, height - 1)).astype(int)
     return slice(lo[1], max(hi[1] + 1, lo[1])), slice(lo[0], max(hi[0] + 1, lo[0]))
@@ -97,20 +144,21 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _person_buffers(
-    vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int]
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    camera: PinholeCamera | OrthoCamera,
+    size: tuple[int, int],
 ) -> Iterator[tuple[int, tuple[slice, slice], np.ndarray, np.ndarray]]:
-    """(i, window, depth, face) per person: the window (rows, cols) of pixels that can see mesh i
-    and its depth / face buffers over that window (+inf / -1 where missed)."""
-    height, width = size
+    """(i, window, t, face) per person: the window (rows, cols) of pixels that can see mesh i and
+    its ray parameter / face buffers over that window (+inf / -1 where missed)."""
     for i, points in enumerate(vertices):
-        rows, cols = _pixel_box(points, K, height, width)
+        rows, cols = camera.window(points, size)
         if rows.start == rows.stop or cols.start == cols.stop:
             continue
         grid_v, grid_u = np.mgrid[rows, cols]
-        directions = pixel_rays(K, grid_v.ravel(), grid_u.ravel())
+        origins, directions = camera.rays(grid_v.ravel(), grid_u.ravel())
         mesh = trimesh.Trimesh(points, faces, process=False, validate=False)
-        t, hit = cast_rays(mesh, np.zeros_like(directions), directions)
-        # directions have z = 1, so the ray parameter t is the camera-frame depth
+        t, hit = cast_rays(mesh, origins, directions)
         yield i, (rows, cols), t.reshape(grid_v.shape), hit.reshape(grid_v.shape)
 
 
@@ -125,7 +173,7 @@ def render_zbuffers(
     K, size = _check_intrinsics(K), _check_size(size)
     depth = np.full((len(vertices), *size), np.inf)
     face = np.full((len(vertices), *size), -1, dtype=np.int32)
-    for i, window, t, hit in _person_buffers(vertices, faces, K, size):
+    for i, window, t, hit in _person_buffers(vertices, faces, PinholeCamera(K), size):
         depth[(i, *window)] = t
         face[(i, *window)] = hit
     return ZBuffer(depth=depth, face=face)
@@ -163,10 +211,21 @@ def render_composite(
             f"masks must be a bool array of shape {(len(vertices), *size)}, "
             f"got {masks.dtype} {masks.shape}"
         )
+    return composite(vertices, faces, PinholeCamera(K), size, masks)
+
+
+def composite(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    camera: PinholeCamera | OrthoCamera,
+    size: tuple[int, int],
+    masks: np.ndarray | None = None,
+) -> Composite:
+    """`render_composite` for any camera; depth is that camera's ray parameter."""
     depth = np.full(size, np.inf)
     person = np.full(size, -1, dtype=np.int32)
     face = np.full(size, -1, dtype=np.int32)
-    for i, window, t, hit in _person_buffers(vertices, faces, K, size):
+    for i, window, t, hit in _person_buffers(vertices, faces, camera, size):
         if masks is not None:
             t = np.where(masks[(i, *window)], t, np.inf)
         nearer = t < depth[window]  # strict: the lower index keeps a tie
