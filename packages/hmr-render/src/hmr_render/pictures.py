@@ -29,6 +29,7 @@ __all__ = [
     "PALETTE",
     "birds_eye_view",
     "colorize_depth",
+    "fit_extent",
     "overlay_meshes",
     "person_colors",
     "side_view",
@@ -172,10 +173,8 @@ def birds_eye_view(
     """
     vertices, faces = check_meshes(vertices, faces)
     colors = check_colors(colors, len(vertices))
-    x, z = vertices[..., 0], vertices[..., 2]
-    if extent is None:
-        extent = _fit_extent(x, z, b_min=min(0.0, float(z.min(initial=0.0))))
-    plan = _Plan.fit(extent, size, b_down=False)
+    z = vertices[..., 2]
+    plan = _Plan.fit(fit_extent(vertices, "bev") if extent is None else extent, size, False)
     y_top = float(vertices[..., 1].min(initial=0.0)) - 1.0  # the rays start above everyone
     x0, z1 = plan.to_pixels(0.0, 0.0)  # pixel of the camera
     camera = OrthoCamera(
@@ -217,13 +216,8 @@ def side_view(
     """
     vertices, faces = check_meshes(vertices, faces)
     colors = check_colors(colors, len(vertices))
-    y, z = vertices[..., 1], vertices[..., 2]
-    if extent is None:
-        z_lo, z_hi = _fit_extent(z, y, b_min=None)[:2]
-        z_lo = min(z_lo, -MARGIN)
-        y_lo, y_hi = min(float(y.min(initial=0.0)), 0.0), max(float(y.max(initial=0.0)), 0.0)
-        extent = (z_lo, z_hi, y_lo - MARGIN, y_hi + MARGIN)
-    plan = _Plan.fit(extent, size, b_down=True)
+    z = vertices[..., 2]
+    plan = _Plan.fit(fit_extent(vertices, "side") if extent is None else extent, size, True)
     x_right = float(vertices[..., 0].max(initial=0.0)) + 1.0  # the rays start right of everyone
     z0, y0 = plan.to_pixels(0.0, 0.0)
     camera = OrthoCamera(
@@ -246,12 +240,20 @@ def side_view(
     return _draw_labels(out, anchors, texts, colors, z.mean(axis=1), False, box)
 
 
-def _fit_extent(a: np.ndarray, b: np.ndarray, b_min: float | None) -> tuple[float, ...]:
-    """(a_min, a_max, b_min, b_max) m around points (a, b), the camera (0, 0) and MARGIN."""
-    a_lo, a_hi = min(float(a.min(initial=0.0)), 0.0), max(float(a.max(initial=0.0)), 0.0)
-    b_lo = min(float(b.min(initial=0.0)), 0.0) if b_min is None else b_min
-    b_hi = max(float(b.max(initial=0.0)), 1.0)
-    return a_lo - MARGIN, a_hi + MARGIN, b_lo - MARGIN, b_hi + MARGIN
+def fit_extent(vertices: np.ndarray, view: str) -> tuple[float, float, float, float]:
+    """The automatic extent (m) of `birds_eye_view` (view "bev": x_min, x_max, z_min, z_max) or
+    `side_view` ("side": z_min, z_max, y_min, y_max): the vertices (..., 3), the camera and at
+    least 1 m ahead of it, plus MARGIN. Pass it to both pictures of a before/after pair."""
+    points = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    x, y, z = points.T
+    depth = (min(z.min(initial=0.0), 0.0) - MARGIN, max(z.max(initial=0.0), 1.0) + MARGIN)
+    if view == "bev":
+        x_lo, x_hi = min(x.min(initial=0.0), 0.0), max(x.max(initial=0.0), 0.0)
+        return float(x_lo - MARGIN), float(x_hi + MARGIN), float(depth[0]), float(depth[1])
+    if view == "side":
+        y_lo, y_hi = min(y.min(initial=0.0), 0.0), max(y.max(initial=0.0), 0.0)
+        return float(depth[0]), float(depth[1]), float(y_lo - MARGIN), float(y_hi + MARGIN)
+    raise ValueError(f"view must be 'bev' or 'side', got {view!r}")
 
 
 def _plan_canvas(
