@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dto_core import DTOConfig, optimize_scenes
+from dto_core.atomic import write_atomic
 from dto_core.priors import AGE_SPLIT
 from dto_core.synthetic import SyntheticCrowds, sample_crowds
 from hmr_bench.metrics import pcdr
@@ -153,12 +152,7 @@ def format_table(report: dict) -> str:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,24 +130,58 @@ def test_manifest_on_meta_device_and_mismatches(tmp_path: Path) -> None:
     ]
 
 
-def test_resolve_weights_local_paths(tmp_path: Path) -> None:
+def test_resolve_weights_local_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"")
     assert resolve_weights(tmp_path) == tmp_path
     assert resolve_weights(tmp_path, "model.safetensors") == tmp_path / "model.safetensors"
     assert resolve_weights(tmp_path / "model.safetensors") == tmp_path / "model.safetensors"
     with pytest.raises(FileNotFoundError, match=r"config\.json not found"):
         resolve_weights(tmp_path, "config.json")
-    for bad in ("./nothing/here", "a/b/c", "no-slash", "/abs/missing"):
-        with pytest.raises(FileNotFoundError, match="not a Hub id"):
+    (tmp_path / "weights").mkdir()
+    monkeypatch.chdir(tmp_path)
+    paths = ("./nothing/here", "a/b/c", "no-slash", "/abs/missing", "ckpt/model.safetensors")
+    for bad in (*paths, "weights/camerahmr"):  # a missing file in an existing folder
+        with pytest.raises(FileNotFoundError, match=f"^{bad}: not a file or directory, nor a Hub"):
             resolve_weights(bad, "x.bin")
 
 
-def test_resolve_weights_hub_id_goes_to_the_hub_offline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty Hub cache and no network: huggingface_hub reads HF_HUB_OFFLINE and HF_HUB_CACHE
+    when imported, so its constants are set (setting only the variables lets it try the network
+    until a timeout)."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+@pytest.mark.usefixtures("offline_hub")
+def test_resolve_weights_hub_id_goes_to_the_hub_offline() -> None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(LocalEntryNotFoundError):
-        resolve_weights("depth-anything/Depth-Anything-V2-Small-hf", "model.safetensors")
+    repo = "depth-anything/Depth-Anything-V2-Small-hf"
+    for filename in ("model.safetensors", None):
+        with pytest.raises(FileNotFoundError) as error:
+            resolve_weights(repo, filename)
+        assert str(error.value).startswith(
+            f"{repo}: not a file or directory, and as a Hub id: LocalEntryNotFoundError: "
+        )
+        assert isinstance(error.value.__cause__, LocalEntryNotFoundError)
+
+
+@pytest.mark.usefixtures("offline_hub")
+@pytest.mark.parametrize(
+    "teacher", ["MaskRCNNDetector", "ViTPoseEstimator", "CameraHMR", "HumanFoV", "MiVOLO"]
+)
+def test_every_teacher_calls_a_wrong_local_path_not_a_file_or_directory(
+    teacher: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dto_models
+
+    (tmp_path / "weights").mkdir()
+    monkeypatch.chdir(tmp_path)
+    from_pretrained = getattr(dto_models, teacher).from_pretrained
+    for bad in ("weights/missing", "ckpt/cam_model_cleaned.ckpt", str(tmp_path / "nope")):
+        with pytest.raises(FileNotFoundError, match=f"^{re.escape(bad)}: not a file or directory"):
+            from_pretrained(bad)
+    with pytest.raises(FileNotFoundError, match=r"^org/nothing: not a file or directory, and as"):
+        from_pretrained("org/nothing")  # a Hub id, but not in the (empty, offline) cache

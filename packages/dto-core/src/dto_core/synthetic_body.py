@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 import pickle
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+
+from dto_core.atomic import write_atomic
 
 __all__ = [
     "SMPL_PARENTS",
@@ -426,18 +426,6 @@ def make_synthetic_mean_params(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a file via a temporary sibling and os.replace: readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_synthetic_smpl_dir(directory: str | os.PathLike[str], seed: int = 0) -> list[Path]:
     """Write SMPL_{NEUTRAL,MALE,FEMALE}.pkl, SMPL_NEUTRAL.npz, smpl_kid_template.npy,
     SMPL_to_J19.pkl (the neutral model's (19, 6890) regressor, a pickled dense array) and
@@ -448,20 +436,20 @@ def write_synthetic_smpl_dir(directory: str | os.PathLike[str], seed: int = 0) -
     for gender in ("neutral", "male", "female"):
         model = make_synthetic_smpl(gender, seed)
         path = directory / f"SMPL_{gender.upper()}.pkl"
-        _write_atomic(path, lambda f, m=model: pickle.dump(m, f, protocol=2))
+        write_atomic(path, lambda f, m=model: pickle.dump(m, f, protocol=2))
         written.append(path)
         if gender == "neutral":
             dense = {k: v.toarray() if sp.issparse(v) else np.asarray(v) for k, v in model.items()}
             path = directory / "SMPL_NEUTRAL.npz"
-            _write_atomic(path, lambda f, d=dense: np.savez(f, **d))
+            write_atomic(path, lambda f, d=dense: np.savez(f, **d))
             written.append(path)
             path = directory / "SMPL_to_J19.pkl"
             j19 = make_synthetic_j19_regressor(model)
-            _write_atomic(path, lambda f, a=j19: pickle.dump(a, f, protocol=2))
+            write_atomic(path, lambda f, a=j19: pickle.dump(a, f, protocol=2))
             written.append(path)
     path = directory / "smpl_kid_template.npy"
-    _write_atomic(path, lambda f: np.save(f, make_synthetic_kid_template(seed)))
+    write_atomic(path, lambda f: np.save(f, make_synthetic_kid_template(seed)))
     written.append(path)
     path = directory / "smpl_mean_params.npz"
-    _write_atomic(path, lambda f: np.savez(f, **make_synthetic_mean_params(seed)))
+    write_atomic(path, lambda f: np.savez(f, **make_synthetic_mean_params(seed)))
     return [*written, path]

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dto_core import atomic
 from dto_humans_hub.conventions import (
     ANNOTATIONS_CONFIG,
     DATASET_NAME,
@@ -89,18 +89,9 @@ class ShardInfo:
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write via a hidden temporary sibling, fsync, then os.replace: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """dto-core's atomic writer, flushed to disk before the rename: a resumed build trusts the
+    files it finds."""
+    atomic.write_atomic(path, write, fsync=True)
 
 
 def _write_json(path: Path, value: Any) -> None:

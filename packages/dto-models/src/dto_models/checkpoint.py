@@ -31,6 +31,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".json", ".npz", ".pkl")
+"""File suffixes that mark a string as a local path, never a Hub id."""
+
 
 class CheckpointError(ValueError):
     """A weight file does not fit the model it is loaded into."""
@@ -45,12 +48,15 @@ def resolve_weights(path_or_hub_id: str | os.PathLike[str], filename: str | None
     """A local weight file or directory for `path_or_hub_id`.
 
     An existing local path is returned as is (a directory joined with `filename` when given).
-    Otherwise `path_or_hub_id` must look like a Hub repository id (`owner/name`): with `filename`
-    that file is downloaded (or taken from the cache), without it the whole snapshot. Nothing is
-    downloaded at import time; set `HF_HUB_OFFLINE=1` to use the cache only.
+    Otherwise `path_or_hub_id` must be a Hub repository id (`owner/name`): with `filename` that
+    file is downloaded (or taken from the cache), without it the whole snapshot. A string that
+    reads as a path (a file name with a weight suffix, a folder that exists here, a leading `.`,
+    `/` or `~`) is never sent to the Hub. Nothing is downloaded at import time; set
+    `HF_HUB_OFFLINE=1` to use the cache only.
 
     Raises:
-        FileNotFoundError: neither an existing path nor a Hub id.
+        FileNotFoundError: not a file or directory, and not a Hub id that resolves (the Hub's
+            answer is in the message and chained).
     """
     path = Path(path_or_hub_id)
     if path.exists():
@@ -61,15 +67,36 @@ def resolve_weights(path_or_hub_id: str | os.PathLike[str], filename: str | None
         return path
     repo_id = str(path_or_hub_id)
     parts = repo_id.split("/")
-    if len(parts) != 2 or not all(parts) or repo_id.startswith((".", "/", "~")):
-        raise FileNotFoundError(
-            f"{repo_id}: no such file or directory, and not a Hub id owner/name"
-        )
+    if (
+        len(parts) != 2
+        or not all(parts)
+        or repo_id.startswith((".", "/", "~"))
+        or Path(parts[0]).is_dir()
+        or Path(parts[1]).suffix in WEIGHT_SUFFIXES
+    ):
+        raise FileNotFoundError(f"{repo_id}: not a file or directory, nor a Hub id owner/name")
     from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
-    if filename is None:
-        return Path(snapshot_download(repo_id))
-    return Path(hf_hub_download(repo_id, filename))
+    try:
+        if filename is None:
+            return Path(snapshot_download(repo_id))
+        return Path(hf_hub_download(repo_id, filename))
+    except (
+        EntryNotFoundError,  # includes LocalEntryNotFoundError: offline and not cached
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    ) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise FileNotFoundError(
+            f"{repo_id}: not a file or directory, and as a Hub id: {type(error).__name__}: {reason}"
+        ) from error
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

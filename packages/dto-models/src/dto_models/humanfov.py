@@ -432,8 +432,9 @@ class HumanFoV(TorchAdapter):
             CheckpointError: a missing, unexpected or mis-shaped key (named in the message).
         """
         config = config or HumanFoVConfig()
+        weights = resolve_weights(path_or_hub_id, WEIGHTS_FILENAME)
         model = FLNet(config)
-        load_checked(model, read_state_dict(resolve_weights(path_or_hub_id, WEIGHTS_FILENAME)))
+        load_checked(model, read_state_dict(weights))
         return cls(model, config, device=device, dtype=dtype)
 
     @classmethod

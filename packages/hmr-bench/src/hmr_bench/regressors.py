@@ -13,13 +13,13 @@ the "correct" order, so every evaluator uses one convention (spec pitfall P2).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from dto_core.atomic import write_atomic
 from dto_core.body import BodyModel
 from hmr_bench.joints import H36M17_NAMES
 
@@ -205,17 +205,6 @@ def synthetic_regressor_arrays(body: BodyModel) -> tuple[np.ndarray, np.ndarray]
     return h36m, extra
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_synthetic_regressors(model_dir: str | os.PathLike[str]) -> list[Path]:
     """Write J_regressor_h36m_correct.npy and J_regressor_extra.npy next to a synthetic
     SMPL_NEUTRAL model in `model_dir` (see dto_core.synthetic_body); returns the paths."""
@@ -223,5 +212,5 @@ def write_synthetic_regressors(model_dir: str | os.PathLike[str]) -> list[Path]:
     h36m, extra = synthetic_regressor_arrays(BodyModel.from_dir(model_dir, "neutral"))
     paths = [model_dir / H36M_FILES["correct"], model_dir / EXTRA_FILE]
     for path, array in zip(paths, (h36m, extra), strict=True):
-        _save_atomic(path, array)
+        write_atomic(path, lambda f, a=array: np.save(f, a))
     return paths

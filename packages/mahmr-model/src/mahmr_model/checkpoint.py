@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from dto_core.atomic import write_atomic
 
 from .config import MAHMRConfig
 from .tokens import z_order_table
@@ -351,7 +353,8 @@ def init_from_dinov2(model: MAHMR, state_dict: Mapping[str, torch.Tensor]) -> Lo
 
 
 def save_safetensors(model: MAHMR, path: str | os.PathLike[str]) -> None:
-    """Weights as safetensors with metadata (variant, config JSON, format version)."""
+    """Weights as safetensors with metadata (variant, config JSON, format version), written
+    atomically with the usual file permissions."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     metadata = {
         "format": "pt",
@@ -360,7 +363,7 @@ def save_safetensors(model: MAHMR, path: str | os.PathLike[str]) -> None:
         "variant": model.config.variant,
         "config": json.dumps(model.config.to_dict(), sort_keys=True),
     }
-    save_file(tensors, str(path), metadata=metadata)
+    write_atomic(path, lambda f: f.write(save(tensors, metadata=metadata)))
 
 
 def load_checkpoint_file(

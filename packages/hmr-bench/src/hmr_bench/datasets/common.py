@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image
+
+from dto_core.atomic import write_atomic  # re-exported: hmr-bench's writers use it from here
 
 __all__ = [
     "DatasetError",
@@ -27,21 +28,6 @@ __all__ = [
 
 class DatasetError(ValueError):
     """A dataset file is missing, malformed or lacks a required key; the message names it."""
-
-
-def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
-    """Write a file through `write(f)` into a temp file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_annots_npz(path: str | os.PathLike[str], annots: Mapping[str, Any]) -> Path:
