@@ -1,6 +1,8 @@
 """The prediction file: round trip, validation errors that name the problem, adapters."""
 
 import json
+import pickle
+import re
 
 import numpy as np
 import pytest
@@ -72,6 +74,27 @@ def test_reading_foreign_files(tmp_path):
         read_predictions(tmp_path / "pickled.npz")
     with pytest.raises(PredictionError, match="file not found"):
         read_predictions(tmp_path / "missing.npz")
+    good = write_predictions(tmp_path / "good.npz", small()).read_bytes()
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "pickle.npz").write_bytes(pickle.dumps({"results": {}}))
+    (tmp_path / "text.npz").write_text("image conf\na.jpg 0.9 (é)\n")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "binary.npz").write_bytes(bytes(range(256)))
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    damaged = bytearray(good)
+    damaged[len(good) // 3] ^= 0xFF  # inside a member: the zip CRC check fails
+    (tmp_path / "damaged.npz").write_bytes(bytes(damaged))
+    for name, message in (
+        ("array.npy", "is a single .npy array"),
+        ("pickle.npz", "is a Python pickle"),
+        ("text.npz", "is a text file"),
+        ("empty.npz", "is empty"),
+        ("binary.npz", "is not an .npz file"),
+        ("cut.npz", "truncated or damaged .npz file"),
+        ("damaged.npz", "truncated or damaged .npz file"),
+    ):
+        with pytest.raises(PredictionError, match=f"{name}: {re.escape(message)}"):
+            read_predictions(tmp_path / name)
     arrays = dict(np.load(write_predictions(tmp_path / "v.npz", small())))
     arrays["version"] = np.array(2)
     np.savez(tmp_path / "v2.npz", **arrays)

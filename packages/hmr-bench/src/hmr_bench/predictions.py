@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,20 +229,53 @@ def write_predictions(path: str | os.PathLike[str], predictions: Predictions) ->
     return write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+"""How an .npz (a zip archive) starts: a first member, or the end record of an empty archive."""
+
+
+def _not_npz(head: bytes) -> str | None:
+    """Why a file starting with `head` is not an .npz prediction file (None if it may be)."""
+    if head.startswith(ZIP_MAGIC):
+        return None
+    if not head:
+        return "is empty"
+    if head.startswith(np.lib.format.MAGIC_PREFIX):
+        return "is a single .npy array (np.save), not an .npz prediction file"
+    if head.startswith(b"\x80"):
+        return (
+            "is a Python pickle, not an .npz prediction file (convert MA-HMR / BEV / DTO "
+            "outputs with hmr_bench.adapters or apps/eval --pred-format)"
+        )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of `head`
+            return "is not an .npz file (no zip header)"
+    return "is a text file, not an .npz prediction file (hmr_bench.write_predictions writes one)"
+
+
 def read_predictions(path: str | os.PathLike[str]) -> Predictions:
-    """Read and validate a prediction file."""
+    """Read and validate a prediction file (format version 1 or 2)."""
     path = Path(path)
     if not path.is_file():
         raise PredictionError(f"{path}: file not found")
+    with path.open("rb") as f:
+        reason = _not_npz(f.read(512))
+    if reason is not None:
+        raise PredictionError(f"{path}: {reason}")
     try:
         with np.load(path, allow_pickle=False) as data:
             entries = {k: data[k] for k in data.files}
     except ValueError as exc:
+        if "allow_pickle" not in str(exc):  # numpy's words for an object array
+            raise PredictionError(f"{path}: damaged .npz member ({exc}); write it again") from exc
         raise PredictionError(
-            f"{path}: holds pickled objects; a version-1 file has none ({exc})"
+            f"{path}: holds pickled objects; a prediction file has none ({exc})"
         ) from exc
-    except OSError as exc:
-        raise PredictionError(f"{path}: not a readable .npz file ({exc})") from exc
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise PredictionError(
+            f"{path}: truncated or damaged .npz file ({exc}); write it again"
+        ) from exc
     if entries.get("format", np.array("")).item() != FORMAT_NAME:
         raise PredictionError(
             f"{path}: not an {FORMAT_NAME} file "

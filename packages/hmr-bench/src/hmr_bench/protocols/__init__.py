@@ -8,7 +8,7 @@ from typing import Any
 from hmr_bench.body import BodyModels
 from hmr_bench.datasets import BENCHMARKS, load_ground_truth
 from hmr_bench.predictions import Predictions, read_predictions
-from hmr_bench.protocols.common import EvalResult, Progress, ProtocolError
+from hmr_bench.protocols.common import EvalResult, Progress, ProtocolError, check_image_keys
 from hmr_bench.protocols.config import MODES, ProtocolConfig
 from hmr_bench.protocols.mesh import evaluate_hi4d, evaluate_pw3d
 from hmr_bench.protocols.mupots import evaluate_mupots
@@ -60,6 +60,7 @@ def evaluate_ground_truth(
     """Evaluate predictions on an already loaded ground truth (see `evaluate`)."""
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {BENCHMARKS}")
+    check_image_keys(predictions, ground_truth.image_keys, benchmark)  # before loading models
     models = None
     if needs_body_models(benchmark, predictions, config):
         models = BodyModels.load(model_dir, convention=config.h36m_regressor_convention)
