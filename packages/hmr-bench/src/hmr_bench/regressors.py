@@ -63,6 +63,8 @@ class JointRegressor:
     name: str = ""
     columns: np.ndarray = field(init=False, repr=False)
     block: np.ndarray = field(init=False, repr=False)
+    row_sums: np.ndarray = field(init=False, repr=False)
+    """(K,) sum of each row's weights (1 for a regressor that moves with the mesh)."""
 
     def __post_init__(self) -> None:
         w = np.array(self.weights, dtype=np.float64)
@@ -72,6 +74,7 @@ class JointRegressor:
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "columns", cols)
         object.__setattr__(self, "block", np.ascontiguousarray(w[:, cols]))
+        object.__setattr__(self, "row_sums", w.sum(axis=1))
 
     @property
     def num_joints(self) -> int:

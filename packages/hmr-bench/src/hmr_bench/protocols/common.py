@@ -18,6 +18,7 @@ __all__ = [
     "ProtocolError",
     "align_predictions",
     "check_image_keys",
+    "confident",
     "resolve_config",
     "to_native",
 ]
@@ -47,6 +48,14 @@ class EvalResult:
     @property
     def mode(self) -> str:
         return self.config.mode
+
+
+def confident(conf: np.ndarray, thresh: float, float32: bool) -> np.ndarray:
+    """conf > thresh (N,) bool; with float32, as MA-HMR's float32 tensors compare with a Python
+    float: both sides rounded to float32 (a float64 copy of float32(0.3) is not above 0.3)."""
+    if float32:
+        return np.asarray(conf).astype(np.float32) > np.float32(thresh)
+    return np.asarray(conf) > thresh
 
 
 def resolve_config(mode: str, config: ProtocolConfig | None) -> ProtocolConfig:

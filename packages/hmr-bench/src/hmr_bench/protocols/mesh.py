@@ -1,15 +1,18 @@
 """3DPW and Hi4D protocol (MA-HMR `evaluate_3dpw`, shared by both benchmarks).
 
 Ground truth: gendered SMPL moved into the camera frame (hmr_bench.body). A person is evaluated
-if at least 4 of its 45 smplx joints project inside the image (in MA-HMR's resized frame; when no
-person of an image passes, MA-HMR keeps them all). Predictions with conf > 0.3 are matched to
-it by the greedy AGORA matcher on the 24 projected SMPL joints (IoU >= 0.1), in the frame whose
+if at least 4 of its 45 smplx joints project inside the image (in MA-HMR's resized frame). An
+image where nobody passes crashes MA-HMR: paper mode skips it (counted), clean mode filters its
+people and counts its predictions as false positives. Predictions with conf > 0.3 are matched
+to it by the greedy AGORA matcher on the 24 projected SMPL joints (IoU >= 0.1), in the frame whose
 long side is 1288 px as MA-HMR does (the +1 pixel IoU makes the frame matter). For each match,
 on the H36M-17 joints regressed from both meshes, each rooted at its own regressed pelvis:
 MPJPE and PA-MPJPE on the 14 evaluation joints, PVE (MVE) and PA-PVE on all vertices; the T-pose
 height error (ground truth: gendered model; prediction: neutral, with the kid direction when it
-has 11 betas). Misses only lower recall; on Hi4D every person is annotated, so precision and F1
-are meaningful too. Focal error: |fx_pred - fx_gt| per image, first person of each.
+has 11 betas; paper mode reads the ground-truth heights with MA-HMR's unfiltered index). Misses
+only lower recall; on Hi4D every person is annotated, so precision and F1 are meaningful too.
+Focal error: |fx_pred - fx_gt| per evaluated image, the image's predicted intrinsics against its
+first evaluated person's.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ from hmr_bench.matching import DegenerateBoxError, match_keypoints_2d
 from hmr_bench.matching.greedy_agora import IOU_THRESH_PW3D
 from hmr_bench.metrics import detection_stats, height_error, mpjpe, pa_mpjpe, pa_pve, pve
 from hmr_bench.predictions import PredictionError, Predictions
-from hmr_bench.protocols.common import EvalResult, Progress, align_predictions, resolve_config
+from hmr_bench.protocols.common import (
+    EvalResult,
+    Progress,
+    align_predictions,
+    confident,
+    resolve_config,
+)
 from hmr_bench.protocols.config import ProtocolConfig
 from hmr_bench.protocols.derive import PredictionGeometry
 
@@ -35,14 +44,33 @@ __all__ = ["evaluate_hi4d", "evaluate_mesh", "evaluate_pw3d", "network_frame"]
 CHUNK_PEOPLE = 256
 """Ground-truth people per chunk (bounds the meshes held in memory)."""
 EVAL14 = list(H36M_EVAL14)
+MATCHED, MISSED, FILTERED, SKIPPED = 1, 0, -1, -2
+"""Person status: matched, missed, dropped by the visibility filter, in a skipped image."""
 
 
-def network_frame(width: np.ndarray, height: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
-    """MA-HMR's resize: rate r = size / long side; resized (width, height) = int(r * side)."""
-    width = np.asarray(width, dtype=np.float64)
-    height = np.asarray(height, dtype=np.float64)
-    rate = size / np.maximum(width, height)
-    return rate, np.floor(rate * width), np.floor(rate * height)
+def network_frame(
+    width: np.ndarray, height: np.ndarray, size: int, float32: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MA-HMR's resize of (width, height) px images (I,) -> (rate, resized width, resized height).
+
+    The long side becomes `size`. float32 (MA-HMR): rate = float32(1 / long) * size and the short
+    side int(rate * short), all in float32 (torch divides a Python int by an int64 tensor as
+    reciprocal() * size); otherwise rate = size / long and the short side size * short // long.
+    """
+    width = np.asarray(width, dtype=np.int64)
+    height = np.asarray(height, dtype=np.int64)
+    long_side, short_side = np.maximum(width, height), np.minimum(width, height)
+    if float32:
+        rate32 = (np.float32(1.0) / long_side.astype(np.float32)) * np.float32(size)
+        short = (rate32 * short_side.astype(np.float32)).astype(np.int64)  # int() truncates
+        rate = rate32.astype(np.float64)
+    else:
+        rate = size / long_side
+        short = size * short_side // long_side
+    landscape = width >= height  # MA-HMR: `if img_size[1] >= img_size[0]`
+    frame_w = np.where(landscape, size, short).astype(np.float64)
+    frame_h = np.where(landscape, short, size).astype(np.float64)
+    return rate, frame_w, frame_h
 
 
 def _gt_bodies(
@@ -57,6 +85,16 @@ def _gt_bodies(
     return bodies
 
 
+def _gt_heights(gt: SMPLGroundTruth, rows: np.ndarray, models: BodyModels) -> np.ndarray:
+    """Gendered T-pose heights (n,) m of ground-truth rows."""
+    out = np.empty(len(rows))
+    for gender in GENDERS:
+        sel = np.flatnonzero(gt.gender[rows] == gender)
+        if sel.size:
+            out[sel] = models.model(gender).tpose_height(gt.betas[rows[sel]])
+    return out
+
+
 def _pred_heights(
     geometry: PredictionGeometry, rows: np.ndarray, cfg: ProtocolConfig, models: BodyModels
 ) -> np.ndarray:
@@ -67,6 +105,13 @@ def _pred_heights(
         if not cfg.height_failure_as_zero:
             raise
         return np.zeros(len(rows))  # MA-HMR's silent fallback (quirk B12)
+
+
+def _rank_in_image(passes: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """For people (n,) in image order, with `first` (n,) the position of their image's first
+    person: how many people of the same image before each one pass (MA-HMR's filtered index)."""
+    before = np.cumsum(passes) - passes
+    return before - before[first]
 
 
 def evaluate_mesh(
@@ -83,12 +128,12 @@ def evaluate_mesh(
     cfg = resolve_config(mode, config)
     gt = ground_truth
     ranges = align_predictions(predictions, gt.image_keys, benchmark)
-    geometry = PredictionGeometry(predictions, models)
+    geometry = PredictionGeometry(predictions, models, cfg.h36m_about_transl)
     if not predictions.has("K"):
         raise PredictionError(
             f"{benchmark} needs the predicted intrinsics 'K' (N, 3, 3) for matching"
         )
-    keep = predictions.get("conf") > cfg.conf_thresh
+    keep = confident(predictions.get("conf"), cfg.conf_thresh, cfg.conf_float32)
     pred_K = predictions.get("K").astype(np.float64)
     has_betas = predictions.has("betas")
 
@@ -110,7 +155,9 @@ def evaluate_mesh(
             pose[sel] = np.concatenate([orient, gt.body_pose[sel]], axis=1)
 
     if cfg.matching_frame == "network":
-        rate, frame_w, frame_h = network_frame(gt.width, gt.height, cfg.network_size)
+        rate, frame_w, frame_h = network_frame(
+            gt.width, gt.height, cfg.network_size, cfg.network_frame_float32
+        )
     else:
         rate, frame_w, frame_h = (
             np.ones(gt.num_images),
@@ -118,17 +165,26 @@ def evaluate_mesh(
             gt.height.astype(float),
         )
 
+    # the predicted focal length of each image: its own intrinsics (version-2 files), else
+    # (version 1) the first prediction's, so only images with a prediction have one
+    pred_focal = np.full(gt.num_images, np.nan)
+    if predictions.has_image("K"):
+        index = np.array([predictions.index_of(k) for k in gt.image_keys], dtype=float)
+        present = np.flatnonzero(np.isfinite(index))  # index_of gives None (NaN) when absent
+        pred_focal[present] = predictions.image_fields["K"][index[present].astype(int), 0, 0]
+    else:
+        with_pred = np.flatnonzero(ranges[:, 1] > ranges[:, 0])
+        pred_focal[with_pred] = pred_K[ranges[with_pred, 0], 0, 0]
+    focal_err = np.full(gt.num_images, np.nan)
+
     n = gt.num_people
-    status = np.full(n, -1, np.int64)  # 1 matched, 0 missed, -1 filtered out
+    status = np.full(n, FILTERED, np.int64)
     pred_row = np.full(n, -1, np.int64)
+    height_row = np.full(n, -1, np.int64)  # the person whose T-pose height was used
     names = ("mpjpe", "pa_mpjpe", "pve", "pa_pve", "gt_height_m", "pred_height_m")
     columns = {k: np.full(n, np.nan) for k in names}
-    n_degenerate = 0
-    fp = 0
-    # focal error per image with ground truth and predictions: first predicted vs first GT person
-    has_both = (ranges[:, 1] > ranges[:, 0]) & (np.diff(gt.offsets) > 0)
-    focal_err = np.abs(pred_K[ranges[has_both, 0], 0, 0] - gt.K[gt.offsets[:-1][has_both], 0, 0])
-    focal_rate = rate[has_both]
+    n_degenerate = fp = 0
+    skipped = np.zeros(gt.num_images, bool)
     kept_before = np.concatenate([[0], np.cumsum(keep)])  # kept prediction rows before row r
 
     image_of = gt.image_index
@@ -140,18 +196,17 @@ def evaluate_mesh(
     for c0, c1 in itertools.pairwise(chunk_starts):
         g_rows = np.arange(gt.offsets[c0], gt.offsets[c1])
         gt_b = _gt_bodies(gt, g_rows, pose, transl, models)
-        gt_h36m = models.h36m(gt_b.verts)
+        about = transl[g_rows] if cfg.h36m_about_transl else None
+        gt_h36m = models.h36m(gt_b.verts, about)
         # visibility filter, all people of the chunk at once
         g_image = image_of[g_rows]
         uv = project(gt_b.joints45, gt.K[g_rows]) * rate[g_image][:, None, None]
         inside = (uv[..., 0] >= 0) & (uv[..., 0] < frame_w[g_image, None])
         inside &= (uv[..., 1] >= 0) & (uv[..., 1] < frame_h[g_image, None])
         passes = inside.sum(axis=1) >= cfg.min_visible_joints
-        if cfg.filter_keeps_all_if_none_pass:
-            image_passes = np.zeros(gt.num_images, bool)
-            np.logical_or.at(image_passes, g_image, passes)
-            passes |= ~image_passes[g_image]
-        status[g_rows[passes]] = 0
+        first = gt.offsets[g_image] - gt.offsets[c0]  # chunk position of the image's first person
+        rank = _rank_in_image(passes, first)
+        status[g_rows[passes]] = MISSED
         # the chunk's kept predictions, in image order, and their projected joints
         p_rows = np.concatenate([np.arange(*ranges[i]) for i in range(c0, c1)]).astype(np.int64)
         p_rows = p_rows[keep[p_rows]]
@@ -165,8 +220,15 @@ def evaluate_mesh(
         m_gt, m_pred = [], []
         for i in range(c0, c1):
             lp = np.arange(local_start[i - c0], local_stop[i - c0])
-            lg = np.arange(gt.offsets[i], gt.offsets[i + 1]) - gt.offsets[c0]
-            lg = lg[passes[lg]]
+            people = np.arange(gt.offsets[i], gt.offsets[i + 1]) - gt.offsets[c0]
+            lg = people[passes[people]]
+            if len(lg) == 0 and cfg.skip_images_nobody_visible:
+                skipped[i] = True  # MA-HMR crashes on such an image (an empty box list)
+                status[g_rows[people]] = SKIPPED
+                continue
+            # the first evaluated person's focal length (all people of an image share a camera)
+            gt_focal = gt.K[g_rows[lg[0] if len(lg) else people[0]], 0, 0]
+            focal_err[i] = abs(pred_focal[i] - gt_focal)
             if len(lp) == 0 or len(lg) == 0:
                 fp += len(lp)
                 continue
@@ -189,7 +251,7 @@ def evaluate_mesh(
             order = np.argsort(lg, kind="stable")  # chunk order: everyone matched -> no copy
             lg, lp = lg[order], lp[order]
             rows = g_rows[lg]
-            status[rows] = 1
+            status[rows] = MATCHED
             pred_row[rows] = p_rows[lp]
             gh, ph = gt_h36m[lg], pred_h36m[lp]
             columns["mpjpe"][rows] = mpjpe(
@@ -203,23 +265,27 @@ def evaluate_mesh(
             columns["pa_pve"][rows] = pa_pve(pv, gv)
             if has_betas:
                 columns["pred_height_m"][rows] = _pred_heights(geometry, p_rows[lp], cfg, models)
-                for gender in GENDERS:  # only matched people need their T-pose height
-                    sel = rows[gt.gender[rows] == gender]
-                    columns["gt_height_m"][sel] = models.model(gender).tpose_height(gt.betas[sel])
+                # MA-HMR keeps every person's height unfiltered and reads it at the filtered index
+                source = g_rows[first[lg] + rank[lg]] if cfg.height_gt_index_bug else rows
+                height_row[rows] = source
+                columns["gt_height_m"][rows] = _gt_heights(gt, source, models)
         if progress is not None:
             progress(c1 - c0)
 
-    matched = status == 1
-    evaluated = status >= 0
+    matched = status == MATCHED
+    evaluated = status >= MISSED
     height_mm = np.full(n, np.nan)
     if has_betas:
         height_mm[matched] = height_error(
             columns["pred_height_m"][matched], columns["gt_height_m"][matched]
         )
-    det = detection_stats(int(matched.sum()), fp, int((status == 0).sum()))
+    det = detection_stats(int(matched.sum()), fp, int((status == MISSED).sum()))
 
     def mean(values: np.ndarray) -> float:
         values = values[matched]
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+    def focal_mean(values: np.ndarray) -> float:
         return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
     metrics = {
@@ -230,13 +296,13 @@ def evaluate_mesh(
         "recall": det.recall,
         "height_error_mm": mean(height_mm),
         "height_error_m": mean(height_mm) / 1000.0,
-        "focal_mae_px": float(np.mean(focal_err)) if focal_err.size else float("nan"),
-        "focal_mae_px_network": float(np.mean(focal_err * focal_rate))
-        if focal_err.size
-        else float("nan"),
+        "focal_mae_px": focal_mean(focal_err),
+        "focal_mae_px_network": focal_mean(focal_err * rate),
+        "n_focal_images": int(np.isfinite(focal_err).sum()),
         "n_gt": int(evaluated.sum()),
         "n_matched": int(matched.sum()),
-        "n_filtered": int((~evaluated).sum()),
+        "n_filtered": int((status == FILTERED).sum()),
+        "n_skipped_images": int(skipped.sum()),
         "n_false_positives": fp,
         "n_pa_degenerate": n_degenerate,
     }
@@ -247,10 +313,27 @@ def evaluate_mesh(
         "person": np.arange(n) - gt.offsets[image_of],
         "status": status,
         "pred_row": pred_row,
+        "height_row": height_row,
         "height_error_mm": height_mm,
         **columns,
     }
     notes = [] if has_betas else ["predictions have no betas: no height error"]
+    if skipped.any():
+        notes.append(
+            f"{int(skipped.sum())} image(s) where nobody passes the visibility filter were skipped "
+            "(the official evaluator crashes on them)"
+        )
+    shifted = int(np.sum(matched & (height_row != np.arange(n))))
+    if has_betas and shifted:
+        notes.append(
+            f"{shifted} people were scored against another person's ground-truth height "
+            "(MA-HMR's unfiltered height list, height_gt_index_bug)"
+        )
+    if not predictions.has_image("K"):
+        notes.append(
+            f"focal error over the {metrics['n_focal_images']} image(s) with a prediction: the "
+            "prediction file has no per-image intrinsics (format version 1)"
+        )
     return EvalResult(benchmark, cfg, metrics, persons, gt.image_keys, tuple(notes))
 
 

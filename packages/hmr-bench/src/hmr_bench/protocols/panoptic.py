@@ -20,7 +20,13 @@ from hmr_bench.matching import match_nearest_pose
 from hmr_bench.metrics import panoptic_gt_h36m, panoptic_mpjpe
 from hmr_bench.metrics.panoptic import PANOPTIC_DIVISOR
 from hmr_bench.predictions import Predictions
-from hmr_bench.protocols.common import EvalResult, Progress, align_predictions, resolve_config
+from hmr_bench.protocols.common import (
+    EvalResult,
+    Progress,
+    align_predictions,
+    confident,
+    resolve_config,
+)
 from hmr_bench.protocols.config import ProtocolConfig
 from hmr_bench.protocols.derive import PredictionGeometry
 
@@ -43,7 +49,7 @@ def evaluate_panoptic(
     gt = ground_truth
     ranges = align_predictions(predictions, gt.image_keys, "panoptic")
     conf = predictions.get("conf")
-    geometry = PredictionGeometry(predictions, models)
+    geometry = PredictionGeometry(predictions, models, cfg.h36m_about_transl)
     all_rows = np.arange(predictions.num_people)
     h36m = geometry.h36m(all_rows) if predictions.num_people else np.zeros((0, 17, 3))
     pred_rel = h36m - h36m[:, :1]
@@ -56,15 +62,19 @@ def evaluate_panoptic(
     pred_row = np.full(n, -1, np.int64)
     mismatch_images = halved_images = 0
     thresh = cfg.conf_thresh
+
+    def above(rows: np.ndarray, thresh: float) -> np.ndarray:
+        return confident(conf[rows], thresh, cfg.conf_float32)
+
     for i in range(gt.num_images):
         if not cfg.panoptic_sticky_thresh_halving:
             thresh = cfg.conf_thresh
         rows = np.arange(*ranges[i])
-        if len(rows) and conf[rows].max() > 0 and not np.any(conf[rows] > thresh):
+        if len(rows) and conf[rows].max() > 0 and not np.any(above(rows, thresh)):
             halved_images += 1
-            while not np.any(conf[rows] > thresh):
+            while not np.any(above(rows, thresh)):
                 thresh /= 2
-        rows = rows[conf[rows] > thresh]
+        rows = rows[above(rows, thresh)]
         g = np.arange(gt.offsets[i], gt.offsets[i + 1])
         if len(rows) and len(g):
             idx = match_nearest_pose(gt_rel[g], pred_rel[rows], visible[g], cfg.panoptic_one_to_one)
