@@ -116,6 +116,8 @@ def evaluate_mupots(
 
     matched = pred_row >= 0
     errors = joint_errors(pred3d[np.maximum(pred_row, 0)], gt3d, matched)[:, SCORED]
+    if cfg.mupots_error_float32:  # MA-HMR: err.astype(np.float32) before `err > 150`
+        errors = errors.astype(np.float32).astype(np.float64)
     counted = gt.vis[:, SCORED] if cfg.mupots_mask_occluded else np.ones((n, len(SCORED)), bool)
     image_of = np.repeat(np.arange(gt.num_images), np.diff(gt.offsets))
     sequence = gt.sequence[image_of]

@@ -53,7 +53,12 @@ def evaluate_panoptic(
     all_rows = np.arange(predictions.num_people)
     h36m = geometry.h36m(all_rows) if predictions.num_people else np.zeros((0, 17, 3))
     pred_rel = h36m - h36m[:, :1]
-    gt_rel, visible = panoptic_gt_h36m(gt.kpts3d, cfg.panoptic_root_y_shift, J24_TO_H36M_CORRECT)
+    gt_rel, weight = panoptic_gt_h36m(
+        gt.kpts3d, cfg.panoptic_root_y_shift, J24_TO_H36M_CORRECT, weights=True
+    )
+    visible = weight > 0
+    if not cfg.panoptic_visibility_weights:
+        weight = visible
     divisor = PANOPTIC_DIVISOR if cfg.panoptic_divide_by_17 else None
 
     n = int(gt.offsets[-1])
@@ -77,12 +82,18 @@ def evaluate_panoptic(
         rows = rows[above(rows, thresh)]
         g = np.arange(gt.offsets[i], gt.offsets[i + 1])
         if len(rows) and len(g):
-            idx = match_nearest_pose(gt_rel[g], pred_rel[rows], visible[g], cfg.panoptic_one_to_one)
+            idx = match_nearest_pose(
+                gt_rel[g],
+                pred_rel[rows],
+                weight[g],
+                cfg.panoptic_one_to_one,
+                cfg.panoptic_distance_float32,
+            )
             ok = idx >= 0
             mismatch_images += int(len(set(idx[ok].tolist())) < ok.sum())
             chosen = rows[idx[ok]]
             pred_row[g[ok]] = chosen
-            error[g[ok]] = panoptic_mpjpe(pred_rel[chosen], gt_rel[g[ok]], visible[g[ok]], divisor)
+            error[g[ok]] = panoptic_mpjpe(pred_rel[chosen], gt_rel[g[ok]], weight[g[ok]], divisor)
             error_visible[g[ok]] = panoptic_mpjpe(
                 pred_rel[chosen], gt_rel[g[ok]], visible[g[ok]], None
             )

@@ -155,6 +155,7 @@ def evaluate_rh(
         image_index=image_of[m_gt],
         missed_age=gt.age[missed],
         miss_weight=cfg.rh_miss_weight,
+        float32=cfg.rh_depth_float32,
     )
     pck_values = pck[m_gt]
     pck_values = (
