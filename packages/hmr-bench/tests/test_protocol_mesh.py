@@ -77,10 +77,11 @@ def test_pw3d_noisy_against_oracle_and_filters(data, model_dir, models):
         expected = oracle_errors(
             preds.get("verts")[r.persons["pred_row"][rows]].astype(float), gt_verts[rows], weights
         )
-        # the two ground-truth constructions agree to ~1e-8 m (smplx's Rodrigues epsilon)
-        np.testing.assert_allclose(r.persons["mpjpe"][rows], expected[:, 0], atol=1e-4)
+        # the two ground-truth constructions agree to ~1e-8 m (smplx's Rodrigues epsilon); the
+        # float32 predicted meshes are regressed in float32 (joints within ~1e-6 m at 5 m)
+        np.testing.assert_allclose(r.persons["mpjpe"][rows], expected[:, 0], atol=1e-3)
         np.testing.assert_allclose(r.persons["pve"][rows], expected[:, 1], atol=1e-4)
-        assert r.metrics["mpjpe"] == pytest.approx(expected[:, 0].mean(), abs=1e-4)
+        assert r.metrics["mpjpe"] == pytest.approx(expected[:, 0].mean(), abs=1e-3)
 
 
 def test_params_only_predictions_are_posed_with_the_neutral_model(data, model_dir, models):
@@ -298,7 +299,8 @@ def test_h36m_joints_about_the_translation(data, model_dir, tmp_path):
             gj = weights @ (g - tg) + tg if official else weights @ g
             pr, gr = pj - pj[0], gj - gj[0]
             expected.append(1000 * np.linalg.norm(pr[EVAL14] - gr[EVAL14], axis=1).mean())
-        np.testing.assert_allclose(result.persons["mpjpe"][rows], expected, atol=1e-6)
+        # (float32 meshes are regressed in float32: ~1e-6 m)
+        np.testing.assert_allclose(result.persons["mpjpe"][rows], expected, atol=1e-3)
     assert abs(about.metrics["mpjpe"] - plain.metrics["mpjpe"]) > 0.5  # mm: not a rounding
     no_transl = Predictions(
         preds.image_keys, preds.offsets, {k: v for k, v in preds.fields.items() if k != "transl"}

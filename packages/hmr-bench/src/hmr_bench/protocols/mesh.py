@@ -18,14 +18,15 @@ first evaluated person's.
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 
 from dto_core.camera import project
-from hmr_bench.body import Bodies, BodyModels, camera_frame_params, pose_bodies
-from hmr_bench.datasets.smpl_gt import GENDERS, SMPLGroundTruth
+from hmr_bench.body import BodyModels
+from hmr_bench.datasets.smpl_gt import SMPLGroundTruth
 from hmr_bench.joints import H36M_EVAL14
-from hmr_bench.matching import DegenerateBoxError, match_keypoints_2d
+from hmr_bench.matching import DegenerateBoxError, match_keypoints_2d_images
 from hmr_bench.matching.greedy_agora import IOU_THRESH_PW3D
 from hmr_bench.metrics import detection_stats, height_error, mpjpe, pa_mpjpe, pa_pve, pve
 from hmr_bench.predictions import PredictionError, Predictions
@@ -38,6 +39,7 @@ from hmr_bench.protocols.common import (
 )
 from hmr_bench.protocols.config import ProtocolConfig
 from hmr_bench.protocols.derive import PredictionGeometry
+from hmr_bench.protocols.posed_gt import PosedGroundTruth
 
 __all__ = ["evaluate_hi4d", "evaluate_mesh", "evaluate_pw3d", "network_frame"]
 
@@ -73,28 +75,6 @@ def network_frame(
     return rate, frame_w, frame_h
 
 
-def _gt_bodies(
-    gt: SMPLGroundTruth, rows: np.ndarray, pose: np.ndarray, transl: np.ndarray, models: BodyModels
-) -> Bodies:
-    bodies = Bodies(np.empty((len(rows), 6890, 3)), np.empty((len(rows), 24, 3)))
-    for gender in GENDERS:
-        sel = np.flatnonzero(gt.gender[rows] == gender)
-        if sel.size:
-            r = rows[sel]
-            pose_bodies(models.model(gender), gt.betas[r], pose[r], transl[r], bodies, sel)
-    return bodies
-
-
-def _gt_heights(gt: SMPLGroundTruth, rows: np.ndarray, models: BodyModels) -> np.ndarray:
-    """Gendered T-pose heights (n,) m of ground-truth rows."""
-    out = np.empty(len(rows))
-    for gender in GENDERS:
-        sel = np.flatnonzero(gt.gender[rows] == gender)
-        if sel.size:
-            out[sel] = models.model(gender).tpose_height(gt.betas[rows[sel]])
-    return out
-
-
 def _pred_heights(
     geometry: PredictionGeometry, rows: np.ndarray, cfg: ProtocolConfig, models: BodyModels
 ) -> np.ndarray:
@@ -123,8 +103,10 @@ def evaluate_mesh(
     *,
     config: ProtocolConfig | None = None,
     progress: Progress | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> EvalResult:
-    """MPJPE, PA-MPJPE, PVE, PA-PVE, height error, recall (precision, F1), focal error."""
+    """MPJPE, PA-MPJPE, PVE, PA-PVE, height error, recall (precision, F1), focal error.
+    cache_dir: where the posed ground truth is cached (see protocols.posed_gt; None: no cache)."""
     cfg = resolve_config(mode, config)
     gt = ground_truth
     ranges = align_predictions(predictions, gt.image_keys, benchmark)
@@ -136,23 +118,6 @@ def evaluate_mesh(
     keep = confident(predictions.get("conf"), cfg.conf_thresh, cfg.conf_float32)
     pred_K = predictions.get("K").astype(np.float64)
     has_betas = predictions.has("betas")
-
-    # ground truth in the camera frame, all people at once (cheap)
-    pose = np.zeros((gt.num_people, 72))
-    transl = np.zeros((gt.num_people, 3))
-    for gender in GENDERS:
-        sel = np.flatnonzero(gt.gender == gender)
-        if sel.size:
-            model = models.model(gender)
-            orient, transl[sel] = camera_frame_params(
-                gt.global_orient[sel],
-                gt.transl[sel],
-                gt.betas[sel],
-                gt.cam_rot[sel],
-                gt.cam_trans[sel],
-                model,
-            )
-            pose[sel] = np.concatenate([orient, gt.body_pose[sel]], axis=1)
 
     if cfg.matching_frame == "network":
         rate, frame_w, frame_h = network_frame(
@@ -193,84 +158,98 @@ def evaluate_mesh(
         if gt.offsets[i + 1] - gt.offsets[chunk_starts[-1]] > CHUNK_PEOPLE and i > chunk_starts[-1]:
             chunk_starts.append(i)
     chunk_starts.append(gt.num_images)
-    for c0, c1 in itertools.pairwise(chunk_starts):
-        g_rows = np.arange(gt.offsets[c0], gt.offsets[c1])
-        gt_b = _gt_bodies(gt, g_rows, pose, transl, models)
-        about = transl[g_rows] if cfg.h36m_about_transl else None
-        gt_h36m = models.h36m(gt_b.verts, about)
-        # visibility filter, all people of the chunk at once
-        g_image = image_of[g_rows]
-        uv = project(gt_b.joints45, gt.K[g_rows]) * rate[g_image][:, None, None]
-        inside = (uv[..., 0] >= 0) & (uv[..., 0] < frame_w[g_image, None])
-        inside &= (uv[..., 1] >= 0) & (uv[..., 1] < frame_h[g_image, None])
-        passes = inside.sum(axis=1) >= cfg.min_visible_joints
-        first = gt.offsets[g_image] - gt.offsets[c0]  # chunk position of the image's first person
-        rank = _rank_in_image(passes, first)
-        status[g_rows[passes]] = MISSED
-        # the chunk's kept predictions, in image order, and their projected joints
-        p_rows = np.concatenate([np.arange(*ranges[i]) for i in range(c0, c1)]).astype(np.int64)
-        p_rows = p_rows[keep[p_rows]]
-        local_start = kept_before[ranges[c0:c1, 0]] - kept_before[ranges[c0, 0]]
-        local_stop = kept_before[ranges[c0:c1, 1]] - kept_before[ranges[c0, 0]]
-        if len(p_rows):
-            pred_b = geometry.bodies(p_rows)
-            pred_h36m = geometry.h36m(p_rows, pred_b.verts)
-            p_image = np.repeat(np.arange(c0, c1), local_stop - local_start)
-            pred_uv = project(pred_b.joints24, pred_K[p_rows]) * rate[p_image][:, None, None]
-        m_gt, m_pred = [], []
-        for i in range(c0, c1):
-            lp = np.arange(local_start[i - c0], local_stop[i - c0])
-            people = np.arange(gt.offsets[i], gt.offsets[i + 1]) - gt.offsets[c0]
-            lg = people[passes[people]]
-            if len(lg) == 0 and cfg.skip_images_nobody_visible:
+    h36m_shift = 1.0 - models.regressors.h36m.row_sums  # R (v - t) + t = R v + (1 - R 1) t
+    posed_gt = PosedGroundTruth(gt, models, cache_dir)
+    with posed_gt:
+        for c0, c1 in itertools.pairwise(chunk_starts):
+            g0, g1 = int(gt.offsets[c0]), int(gt.offsets[c1])
+            g_rows = np.arange(g0, g1)
+            posed = posed_gt.chunk(g0, g1)
+            gt_h36m = posed.h36m
+            if cfg.h36m_about_transl:
+                gt_h36m = gt_h36m + h36m_shift[:, None] * posed_gt.transl[g_rows, None, :]
+            # visibility filter, all people of the chunk at once
+            g_image = image_of[g_rows]
+            uv = project(posed.joints45, gt.K[g_rows]) * rate[g_image][:, None, None]
+            inside = (uv[..., 0] >= 0) & (uv[..., 0] < frame_w[g_image, None])
+            inside &= (uv[..., 1] >= 0) & (uv[..., 1] < frame_h[g_image, None])
+            passes = inside.sum(axis=1) >= cfg.min_visible_joints
+            first = gt.offsets[g_image] - g0  # chunk position of the image's first person
+            rank = _rank_in_image(passes, first)
+            status[g_rows[passes]] = MISSED
+            # the chunk's kept predictions, in image order, and their projected joints
+            p_rows = np.concatenate([np.arange(*ranges[i]) for i in range(c0, c1)]).astype(int)
+            p_rows = p_rows[keep[p_rows]]
+            local_start = kept_before[ranges[c0:c1, 0]] - kept_before[ranges[c0, 0]]
+            local_stop = kept_before[ranges[c0:c1, 1]] - kept_before[ranges[c0, 0]]
+            if len(p_rows):
+                pred_b = geometry.bodies(p_rows)
+                pred_h36m = geometry.h36m(p_rows, pred_b.verts)
+                p_image = np.repeat(np.arange(c0, c1), local_stop - local_start)
+                pred_uv = project(pred_b.joints24, pred_K[p_rows]) * rate[p_image][:, None, None]
+            # per image: nobody visible (skipped in paper mode), focal error
+            n_pass = np.add.reduceat(passes, gt.offsets[c0:c1] - g0)
+            for i in np.flatnonzero(n_pass == 0) + c0 if cfg.skip_images_nobody_visible else ():
                 skipped[i] = True  # MA-HMR crashes on such an image (an empty box list)
-                status[g_rows[people]] = SKIPPED
-                continue
-            # the first evaluated person's focal length (all people of an image share a camera)
-            gt_focal = gt.K[g_rows[lg[0] if len(lg) else people[0]], 0, 0]
-            focal_err[i] = abs(pred_focal[i] - gt_focal)
-            if len(lp) == 0 or len(lg) == 0:
-                fp += len(lp)
-                continue
+                status[gt.offsets[i] : gt.offsets[i + 1]] = SKIPPED
+            # the chunk's images that are not skipped: focal error, then all matched at once
+            images = np.flatnonzero(~skipped[c0:c1]) + c0
+            lg_of = [np.arange(gt.offsets[i], gt.offsets[i + 1]) - g0 for i in images]
+            lg_of = [people[passes[people]] for people in lg_of]
+            lp_of = [np.arange(local_start[i - c0], local_stop[i - c0]) for i in images]
+            for i, lg in zip(images, lg_of, strict=True):
+                # the first evaluated person's focal length (the people share a camera)
+                person = g0 + (lg[0] if len(lg) else gt.offsets[i] - g0)
+                focal_err[i] = abs(pred_focal[i] - gt.K[person, 0, 0])
             try:
-                m = match_keypoints_2d(
-                    pred_uv[lp],
-                    uv[lg, :24],
+                matchings = match_keypoints_2d_images(
+                    pred_uv[np.concatenate(lp_of)] if len(p_rows) else np.zeros((0, 24, 2)),
+                    uv[np.concatenate(lg_of), :24] if lg_of else np.zeros((0, 24, 2)),
+                    [len(lp) for lp in lp_of],
+                    [len(lg) for lg in lg_of],
                     iou_thresh=IOU_THRESH_PW3D,
                     matcher=cfg.matcher,
                     fp_counter_quirk=cfg.greedy_fp_counter_quirk,
                     degenerate_boxes="raise" if cfg.degenerate_box_error else "zero_iou",
+                    names=[gt.image_keys[i] for i in images],
                 )
             except DegenerateBoxError as exc:
-                raise DegenerateBoxError(f"{benchmark} image {gt.image_keys[i]!r}: {exc}") from exc
-            fp += len(m.unmatched_pred)
-            m_gt.append(lg[m.pairs[:, 1]])
-            m_pred.append(lp[m.pairs[:, 0]])
-        if m_gt:
-            lg, lp = np.concatenate(m_gt), np.concatenate(m_pred)
-            order = np.argsort(lg, kind="stable")  # chunk order: everyone matched -> no copy
-            lg, lp = lg[order], lp[order]
-            rows = g_rows[lg]
-            status[rows] = MATCHED
-            pred_row[rows] = p_rows[lp]
-            gh, ph = gt_h36m[lg], pred_h36m[lp]
-            columns["mpjpe"][rows] = mpjpe(
-                ph[:, EVAL14], gh[:, EVAL14], pred_root=ph[:, 0], gt_root=gh[:, 0]
-            )
-            columns["pa_mpjpe"][rows] = pa = pa_mpjpe(ph[:, EVAL14], gh[:, EVAL14])
-            n_degenerate += int(np.isnan(pa).sum())
-            gv = gt_b.verts if np.array_equal(lg, np.arange(len(g_rows))) else gt_b.verts[lg]
-            pv = pred_b.verts if np.array_equal(lp, np.arange(len(p_rows))) else pred_b.verts[lp]
-            columns["pve"][rows] = pve(pv, gv, pred_root=ph[:, 0], gt_root=gh[:, 0])
-            columns["pa_pve"][rows] = pa_pve(pv, gv)
-            if has_betas:
-                columns["pred_height_m"][rows] = _pred_heights(geometry, p_rows[lp], cfg, models)
-                # MA-HMR keeps every person's height unfiltered and reads it at the filtered index
-                source = g_rows[first[lg] + rank[lg]] if cfg.height_gt_index_bug else rows
-                height_row[rows] = source
-                columns["gt_height_m"][rows] = _gt_heights(gt, source, models)
-        if progress is not None:
-            progress(c1 - c0)
+                raise DegenerateBoxError(f"{benchmark} {exc}") from exc
+            m_gt, m_pred = [], []
+            for lg, lp, m in zip(lg_of, lp_of, matchings, strict=True):
+                fp += len(m.unmatched_pred)
+                if len(m.pairs):
+                    m_gt.append(lg[m.pairs[:, 1]])
+                    m_pred.append(lp[m.pairs[:, 0]])
+            if m_gt:
+                lg, lp = np.concatenate(m_gt), np.concatenate(m_pred)
+                order = np.argsort(lg, kind="stable")  # chunk order: everyone matched -> no copy
+                lg, lp = lg[order], lp[order]
+                rows = g_rows[lg]
+                status[rows] = MATCHED
+                pred_row[rows] = p_rows[lp]
+                gh, ph = gt_h36m[lg], pred_h36m[lp]
+                columns["mpjpe"][rows] = mpjpe(
+                    ph[:, EVAL14], gh[:, EVAL14], pred_root=ph[:, 0], gt_root=gh[:, 0]
+                )
+                columns["pa_mpjpe"][rows] = pa = pa_mpjpe(ph[:, EVAL14], gh[:, EVAL14])
+                n_degenerate += int(np.isnan(pa).sum())
+                everyone = np.array_equal(lg, np.arange(len(g_rows)))
+                gv = posed.verts if everyone else posed.verts[lg]
+                pv = (
+                    pred_b.verts if np.array_equal(lp, np.arange(len(p_rows))) else pred_b.verts[lp]
+                )
+                columns["pve"][rows] = pve(pv, gv, pred_root=ph[:, 0], gt_root=gh[:, 0])
+                columns["pa_pve"][rows] = pa_pve(pv, gv)
+                if has_betas:
+                    pred_heights = _pred_heights(geometry, p_rows[lp], cfg, models)
+                    columns["pred_height_m"][rows] = pred_heights
+                    # MA-HMR keeps every height unfiltered and reads it at the filtered index
+                    source = first[lg] + rank[lg] if cfg.height_gt_index_bug else lg
+                    height_row[rows] = g_rows[source]
+                    columns["gt_height_m"][rows] = posed.heights[source]
+            if progress is not None:
+                progress(c1 - c0)
 
     matched = status == MATCHED
     evaluated = status >= MISSED
@@ -329,6 +308,8 @@ def evaluate_mesh(
             f"{shifted} people were scored against another person's ground-truth height "
             "(MA-HMR's unfiltered height list, height_gt_index_bug)"
         )
+    if posed_gt.status.startswith("failed"):
+        notes.append(f"the posed ground truth could not be cached ({posed_gt.status})")
     if not predictions.has_image("K"):
         notes.append(
             f"focal error over the {metrics['n_focal_images']} image(s) with a prediction: the "
@@ -345,11 +326,13 @@ def evaluate_pw3d(
     models: BodyModels,
     config: ProtocolConfig | None = None,
     progress: Progress | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> EvalResult:
     """3DPW: see evaluate_mesh."""
     return evaluate_mesh(
-        "3dpw", predictions, ground_truth, models, mode, config=config, progress=progress
-    )
+        "3dpw", predictions, ground_truth, models, mode,
+        config=config, progress=progress, cache_dir=cache_dir,
+    )  # fmt: skip
 
 
 def evaluate_hi4d(
@@ -360,8 +343,10 @@ def evaluate_hi4d(
     models: BodyModels,
     config: ProtocolConfig | None = None,
     progress: Progress | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> EvalResult:
     """Hi4D: see evaluate_mesh (precision and F1 are reported too)."""
     return evaluate_mesh(
-        "hi4d", predictions, ground_truth, models, mode, config=config, progress=progress
-    )
+        "hi4d", predictions, ground_truth, models, mode,
+        config=config, progress=progress, cache_dir=cache_dir,
+    )  # fmt: skip
