@@ -24,6 +24,12 @@ def load_app():
     return module
 
 
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    """apps/eval caches the posed 3DPW / Hi4D ground truth: in the test's folder, not ~/.cache."""
+    monkeypatch.setenv("HMR_BENCH_CACHE", str(tmp_path / "gt_cache"))
+
+
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory):
     cache = {}
@@ -53,6 +59,8 @@ def test_eval_app_prints_table_and_writes_results(fixtures, tmp_path, capsys, be
     assert "100%" in captured.err  # the progress bar finished
     doc = json.loads((out / f"{benchmark}_clean.json").read_text())
     assert doc["mode"] == "clean" and doc["metrics"][key] is not None
+    cached = list((tmp_path / "gt_cache").glob("*/verts.npy"))
+    assert len(cached) == (benchmark == "hi4d")  # the posed ground truth of Hi4D only
     assert doc["provenance"]["prediction_meta"]["noise_m"] == 0.02
     assert sorted(p.name for p in out.iterdir()) == [
         f"{benchmark}_clean.json", f"{benchmark}_clean_persons.csv", f"{benchmark}_clean_table.csv",
