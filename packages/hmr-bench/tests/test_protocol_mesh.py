@@ -308,3 +308,18 @@ def test_h36m_joints_about_the_translation(data, model_dir, tmp_path):
     with pytest.raises(PredictionError, match="need 'transl'"):
         evaluate_pw3d(no_transl, gt, "paper", models=models)
     evaluate_pw3d(no_transl, gt, "clean", models=models)  # R v needs no translation
+
+
+def test_only_an_image_nobody_sees(models):
+    gt, preds = official_scene(models)
+    fields = ("betas", "global_orient", "body_pose", "transl", "cam_rot", "cam_trans", "K")
+    one = SMPLGroundTruth(
+        "3dpw", ("b.jpg",), gt.width[:1], gt.height[:1], ("s",), np.array([0, 1]),
+        *(getattr(gt, f)[3:4] for f in fields), gt.gender[3:4],
+    )  # fmt: skip
+    d = Predictions(("b.jpg",), np.array([0, 1]), {k: v[3:4] for k, v in preds.fields.items()})
+    paper = evaluate_pw3d(d, one, "paper", models=models).metrics
+    clean = evaluate_pw3d(d, one, "clean", models=models).metrics
+    assert (paper["n_skipped_images"], paper["n_false_positives"], paper["n_gt"]) == (1, 0, 0)
+    assert (clean["n_skipped_images"], clean["n_false_positives"], clean["n_gt"]) == (0, 1, 0)
+    assert np.isnan(paper["recall"]) and np.isnan(paper["focal_mae_px"])

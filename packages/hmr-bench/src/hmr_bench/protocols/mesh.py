@@ -87,6 +87,10 @@ def _pred_heights(
         return np.zeros(len(rows))  # MA-HMR's silent fallback (quirk B12)
 
 
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def _rank_in_image(passes: np.ndarray, first: np.ndarray) -> np.ndarray:
     """For people (n,) in image order, with `first` (n,) the position of their image's first
     person: how many people of the same image before each one pass (MA-HMR's filtered index)."""
@@ -188,7 +192,7 @@ def evaluate_mesh(
                 p_image = np.repeat(np.arange(c0, c1), local_stop - local_start)
                 pred_uv = project(pred_b.joints24, pred_K[p_rows]) * rate[p_image][:, None, None]
             # per image: nobody visible (skipped in paper mode), focal error
-            n_pass = np.add.reduceat(passes, gt.offsets[c0:c1] - g0)
+            n_pass = np.bincount(g_image[passes] - c0, minlength=c1 - c0)
             for i in np.flatnonzero(n_pass == 0) + c0 if cfg.skip_images_nobody_visible else ():
                 skipped[i] = True  # MA-HMR crashes on such an image (an empty box list)
                 status[gt.offsets[i] : gt.offsets[i + 1]] = SKIPPED
@@ -201,10 +205,11 @@ def evaluate_mesh(
                 # the first evaluated person's focal length (the people share a camera)
                 person = g0 + (lg[0] if len(lg) else gt.offsets[i] - g0)
                 focal_err[i] = abs(pred_focal[i] - gt.K[person, 0, 0])
+            lp_all, lg_all = _cat(lp_of), _cat(lg_of)
             try:
                 matchings = match_keypoints_2d_images(
-                    pred_uv[np.concatenate(lp_of)] if len(p_rows) else np.zeros((0, 24, 2)),
-                    uv[np.concatenate(lg_of), :24] if lg_of else np.zeros((0, 24, 2)),
+                    pred_uv[lp_all] if len(lp_all) else np.zeros((0, 24, 2)),
+                    uv[lg_all, :24],
                     [len(lp) for lp in lp_of],
                     [len(lg) for lg in lg_of],
                     iou_thresh=IOU_THRESH_PW3D,
