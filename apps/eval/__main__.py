@@ -11,7 +11,7 @@ official evaluators (quirks included) so numbers compare with the paper; clean f
 --set overrides one protocol switch (hmr_bench.ProtocolConfig), e.g. --set rh_depth_source=transl.
 The SMPL files and regressors come from --model-dir or $SMPL_MODEL_DIR (3DPW, Hi4D, and whenever
 joints must be derived from meshes). 3DPW and Hi4D pose their ground truth once and keep it in
---cache-dir (default $HMR_BENCH_CACHE or ~/.cache/hmr-bench; ~83 kB per person), so later runs
+--cache-dir (default $HMR_BENCH_CACHE or ~/.cache/hmr-bench; ~84 kB per person), so later runs
 skip the posing. Results: <out>/<benchmark>_<mode>.json, _table.csv, _persons.csv.
 """
 

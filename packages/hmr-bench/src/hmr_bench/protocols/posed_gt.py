@@ -8,7 +8,7 @@ folder it is stored there once, under a key that is a checksum of the ground tru
 files hold (SMPL parameters, cameras, genders, in order) and of the body model (the male and
 female model arrays and the H36M regressor), and later evaluations read it back.
 
-Cached meshes are float32 (~83 kB per person, 2.9 GB for a 3DPW-sized test set): float32 keeps
+Cached meshes are float32 (~84 kB per person, 2.9 GB for a 3DPW-sized test set): float32 keeps
 vertices to ~0.5 um at 10 m, far below the 0.01 mm the metrics resolve. The first, cache-writing
 evaluation already uses the float32 meshes, so cold and warm runs give identical numbers;
 without a cache folder the meshes stay float64.
