@@ -1,6 +1,7 @@
 """The posed ground truth cache of 3DPW / Hi4D and the float32 mesh arithmetic it enables."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -76,6 +77,10 @@ def test_damaged_or_unwritable_cache(data, model_dir, tmp_path):
         reference = first.chunk(0, gt.num_people)
     assert first.status == "written"
     entry = first.folder
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert entry.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert (entry / "verts.npy").stat().st_mode & 0o777 == 0o666 & ~umask
     meta = json.loads((entry / "meta.json").read_text())
     (entry / "meta.json").write_text(json.dumps({**meta, "version": -1}))  # an older cache
     with PosedGroundTruth(gt, models, tmp_path) as again:

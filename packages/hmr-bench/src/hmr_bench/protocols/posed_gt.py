@@ -216,20 +216,21 @@ class PosedGroundTruth:
             meta = {"version": CACHE_VERSION, "benchmark": self.gt.benchmark}
             meta["people"] = self.gt.num_people
             (self._tmp / "meta.json").write_text(json.dumps(meta))
-            os.chmod(self._tmp, 0o777 & ~_umask())
+            # mkdtemp made the folder 0700: give it its files' umask-respecting permissions
+            mode = (self._tmp / "meta.json").stat().st_mode & 0o666
+            os.chmod(self._tmp, mode | (mode & 0o444) >> 2)
             if self._stale:  # an older version's or a damaged cache
                 shutil.rmtree(self.folder, ignore_errors=True)
             os.replace(self._tmp, self.folder)
             self.status = "written"
-        except OSError as exc:  # e.g. another process published the same cache first
-            self._fail(exc)
+        except OSError as exc:
+            if (self.folder / "meta.json").is_file():  # another process published it first
+                self.status = "written"
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None
+            else:
+                self._fail(exc)
         finally:
             if self._tmp is not None and self._tmp.exists():
                 shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
