@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import logging
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hmr_bench.datasets.common import DatasetError, array_field, load_annots_npz
-from hmr_bench.datasets.pickles import PickleError, read_npz
+from hmr_bench.datasets.common import (
+    DatasetError,
+    annots_entry,
+    array_field,
+    load_annots_npz,
+    load_npz_entries,
+)
 from hmr_bench.predictions import Predictions
 
 __all__ = ["from_bev_rh_npz", "from_dto_npz", "from_mahmr_rh_npz"]
@@ -73,16 +77,9 @@ def from_bev_rh_npz(path: str | os.PathLike[str]) -> Predictions:
 
 
 def _dto_entries(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    try:
-        entries = read_npz(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: not a readable .npz file ({exc})") from exc
-    except PickleError as exc:
-        raise DatasetError(str(exc)) from exc
+    entries = load_npz_entries(path)
     if "annots" in entries:
-        return load_annots_npz(path)
+        return annots_entry(entries, "annots", path)
     return {k: v[()] for k, v in entries.items()}
 
 

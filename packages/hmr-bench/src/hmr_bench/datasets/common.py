@@ -19,9 +19,11 @@ from hmr_bench.datasets.pickles import PickleError, TorchTensor, read_npz, save_
 
 __all__ = [
     "DatasetError",
+    "annots_entry",
     "array_field",
     "image_size",
     "load_annots_npz",
+    "load_npz_entries",
     "load_pickle",
     "save_annots_npz",
     "write_atomic",
@@ -53,25 +55,34 @@ def save_annots_npz(path: str | os.PathLike[str], annots: Mapping[str, Any]) -> 
     return write_atomic(path, lambda f: save_object_npz(f, annots=dict(annots)))
 
 
-def load_annots_npz(path: str | os.PathLike[str], key: str = "annots") -> dict:
-    """The dict stored under `key` in an MA-HMR/RH style .npz (0-d object array), unpickled
-    without running code; torch tensors (pickled by torch or written here) become numpy arrays
-    without importing torch (hmr_bench.datasets.pickles)."""
+def load_npz_entries(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every entry of an .npz, object arrays unpickled without running code; torch tensors
+    (pickled by torch or written here) become numpy arrays without importing torch
+    (hmr_bench.datasets.pickles)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        entries = read_npz(path)
+        return read_npz(path)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from exc
     except PickleError as exc:
         raise DatasetError(str(exc)) from exc
+
+
+def annots_entry(entries: Mapping[str, np.ndarray], key: str, path: str | os.PathLike[str]) -> dict:
+    """The dict held by the 0-d object array entries[key] (MA-HMR's container)."""
     if key not in entries:
         raise DatasetError(f"{path}: no {key!r} entry (found {sorted(entries)})")
     value = entries[key]
     if value.dtype != object or value.ndim != 0 or not isinstance(value[()], dict):
         raise DatasetError(f"{path}: {key!r} must be a 0-d object array holding a dict")
     return value[()]
+
+
+def load_annots_npz(path: str | os.PathLike[str], key: str = "annots") -> dict:
+    """The dict stored under `key` in an MA-HMR/RH style .npz (see load_npz_entries)."""
+    return annots_entry(load_npz_entries(path), key, path)
 
 
 def load_pickle(path: str | os.PathLike[str]) -> Any:
