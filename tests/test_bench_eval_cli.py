@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from hmr_bench import Predictions, write_predictions
 from hmr_bench.fixtures.__main__ import main as write_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +22,12 @@ def load_app():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    """apps/eval caches the posed 3DPW / Hi4D ground truth: in the test's folder, not ~/.cache."""
+    monkeypatch.setenv("HMR_BENCH_CACHE", str(tmp_path / "gt_cache"))
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +59,8 @@ def test_eval_app_prints_table_and_writes_results(fixtures, tmp_path, capsys, be
     assert "100%" in captured.err  # the progress bar finished
     doc = json.loads((out / f"{benchmark}_clean.json").read_text())
     assert doc["mode"] == "clean" and doc["metrics"][key] is not None
+    cached = list((tmp_path / "gt_cache").glob("*/verts.npy"))
+    assert len(cached) == (benchmark == "hi4d")  # the posed ground truth of Hi4D only
     assert doc["provenance"]["prediction_meta"]["noise_m"] == 0.02
     assert sorted(p.name for p in out.iterdir()) == [
         f"{benchmark}_clean.json", f"{benchmark}_clean_persons.csv", f"{benchmark}_clean_table.csv",
@@ -100,3 +110,40 @@ def test_eval_command_line_entry_point(fixtures, tmp_path):
     ]
     proc = subprocess.run(bad, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and "no 3dpw data found" in proc.stderr
+
+
+def test_eval_app_bad_inputs_are_named_before_the_work(fixtures, tmp_path):
+    folder = fixtures("rh")
+    app = load_app()
+    pred = folder / "predictions.npz"
+    base = ["rh", "--data", str(folder / "data")]
+    (tmp_path / "taken").write_text("x")
+    # --out is checked first: the missing data folder is not even looked at
+    with pytest.raises(SystemExit, match=r"--out .*taken is an existing file; give a folder"):
+        app.main(["rh", "--data", str(tmp_path / "nowhere"), "--pred", str(pred), "--out",
+                  str(tmp_path / "taken")])  # fmt: skip
+    with pytest.raises(SystemExit, match=r"is under the file .*taken"):
+        app.main([*base, "--pred", str(pred), "--out", str(tmp_path / "taken" / "sub")])
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(pred.read_bytes()[:3000])
+    text = tmp_path / "notes.npz"
+    text.write_text("conf 0.9\n")
+    other = tmp_path / "pw3d.npz"
+    write_predictions(other, Predictions(
+        ("imageFiles/downtown_bar_00/image_00000.jpg",), np.array([0, 1]), {"conf": np.ones(1)}
+    ))  # fmt: skip
+    for path, message in (
+        (truncated, r"truncated\.npz: truncated or damaged \.npz file"),
+        (text, r"notes\.npz: is a text file, not an \.npz prediction file"),
+        (other, r"not rh ground-truth images.*they look like 3dpw image keys"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            app.main([*base, "--pred", str(path), "--out", str(tmp_path / "r")])
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_app_help_shows_the_fixture_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_app().main(["--help"])
+    assert exit_info.value.code == 0
+    assert "uv run python -m hmr_bench.fixtures 3dpw" in capsys.readouterr().out

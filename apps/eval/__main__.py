@@ -10,8 +10,9 @@ or, with --pred-format, an MA-HMR / BEV / DTO-Humans result file. --mode paper r
 official evaluators (quirks included) so numbers compare with the paper; clean fixes the quirks.
 --set overrides one protocol switch (hmr_bench.ProtocolConfig), e.g. --set rh_depth_source=transl.
 The SMPL files and regressors come from --model-dir or $SMPL_MODEL_DIR (3DPW, Hi4D, and whenever
-joints must be derived from meshes). Results: <out>/<benchmark>_<mode>.json, _table.csv,
-_persons.csv. A fixture to try it on: python -m hmr_bench.fixtures <benchmark> DIR.
+joints must be derived from meshes). 3DPW and Hi4D pose their ground truth once and keep it in
+--cache-dir (default $HMR_BENCH_CACHE or ~/.cache/hmr-bench; ~84 kB per person), so later runs
+skip the posing. Results: <out>/<benchmark>_<mode>.json, _table.csv, _persons.csv.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hmr_bench.datasets import BENCHMARKS, load_ground_truth
 from hmr_bench.matching import DegenerateBoxError
 from hmr_bench.predictions import read_predictions
 from hmr_bench.protocols import MODES, ProtocolConfig, evaluate_ground_truth
+from hmr_bench.protocols.posed_gt import default_cache_dir
 from hmr_bench.regressors import RegressorOrientationError
 from hmr_bench.tables import format_table, write_results
 
@@ -46,6 +48,12 @@ READERS = {
     "bev-rh": adapters.from_bev_rh_npz,
     "dto": adapters.from_dto_npz,
 }
+TRY_IT = """\
+to try it on a fixture (a tiny benchmark in its exact on-disk format, a SYNTHETIC SMPL model and
+noisy predictions; the command prints the matching apps/eval line):
+  uv run python -m hmr_bench.fixtures 3dpw /tmp/pw --layout official
+  uv run apps/eval 3dpw --data /tmp/pw/data --pred /tmp/pw/predictions.npz --model-dir /tmp/pw/smpl
+"""
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 USER_ERRORS = (
     DatasetError, PredictionError, ProtocolError, DegenerateBoxError, RegressorOrientationError,
@@ -78,8 +86,23 @@ def parse_flags(items: list[str]) -> dict[str, object]:
     return out
 
 
+def check_out_dir(out: Path) -> None:
+    """Fail before the work if the results folder cannot be created or written."""
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        what = "is an existing file" if existing == out else f"is under the file {existing}"
+        raise SystemExit(f"apps/eval: --out {out} {what}; give a folder")
+    if not os.access(existing, os.W_OK):
+        raise SystemExit(f"apps/eval: --out {out}: {existing} is not writable")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="apps/eval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="apps/eval",
+        description=__doc__.split("\n\n")[0],
+        epilog=TRY_IT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("benchmark", choices=BENCHMARKS)
     parser.add_argument("--data", type=Path, required=True, help="benchmark folder")
     parser.add_argument("--pred", type=Path, required=True, help="prediction file")
@@ -88,11 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="SMPL files + regressors")
     parser.add_argument("--layout", choices=("auto", "processed", "official"), default="auto")
     parser.add_argument("--set", dest="flags", action="append", default=[], metavar="FLAG=VALUE")
-    parser.add_argument("--out", type=Path, default=Path("eval_results"))
+    parser.add_argument("--out", type=Path, default=Path("eval_results"), help="results folder")
     parser.add_argument("--label", default=None, help="name of our row in the table")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="posed ground-truth cache (3DPW, Hi4D)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="pose the ground truth anew")
     args = parser.parse_args(argv)
 
     config = ProtocolConfig.for_mode(args.mode, **parse_flags(args.flags))
+    check_out_dir(args.out)
+    cache_dir = None if args.no_cache else args.cache_dir or default_cache_dir()
     try:
         predictions = READERS[args.pred_format](args.pred)
         ground_truth = load_ground_truth(args.benchmark, args.data, args.layout)
@@ -101,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         with bar:
             result = evaluate_ground_truth(
                 args.benchmark, ground_truth, predictions, config,
-                model_dir=args.model_dir, progress=bar.update,
+                model_dir=args.model_dir, progress=bar.update, cache_dir=cache_dir,
             )  # fmt: skip
     except USER_ERRORS as exc:
         raise SystemExit(f"apps/eval: {exc}") from None
@@ -113,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "prediction_meta": dict(predictions.meta),
         "data": str(args.data),
         "model_dir": str(args.model_dir) if args.model_dir else None,
+        "ground_truth_cache": str(cache_dir) if cache_dir else None,
         "hmr_bench": hmr_bench.__version__,
         "machine": platform.platform(),
         "seconds": seconds,

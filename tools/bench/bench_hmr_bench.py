@@ -10,9 +10,13 @@ measured in the same process, and their ratio.
 Part 2 runs the full 3DPW protocol (evaluate_ground_truth, paper mode) on a 3DPW-sized test set
 built in memory (file reading excluded): --people ground-truth people, one or two per
 1080 x 1920 image, 10 % extra false-positive predictions, predicted meshes as float32 like
-MA-HMR's outputs, on the SYNTHETIC SMPL-format model. The total is split into the stages it
-spends its time in (each wrapped with a timer): ground-truth posing through dto_core.body
-(gendered SMPL forward), the H36M regressor, 2D matching, the metrics, and the rest.
+MA-HMR's outputs, on the SYNTHETIC SMPL-format model; three times in the same process: without
+the posed ground-truth cache (the ground truth posed in float64 during the evaluation, as before
+the cache existed), writing the cache, and reading it. Each total is split into the stages it
+spends its time in (each wrapped with a timer), and the metric changes between the first and the
+last run are printed (float32 against float64 meshes).
+
+    uv run python tools/bench/bench_hmr_bench.py --skip-metrics   # Part 2 only
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ import tempfile
 import time
 from collections import defaultdict
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 
 import hmr_bench.protocols.mesh as mesh
-from dto_core.body import BodyModel
+import hmr_bench.protocols.posed_gt as posed_gt
 from dto_core.synthetic_body import write_synthetic_smpl_dir
 from hmr_bench import Predictions, ProtocolConfig
 from hmr_bench.body import BodyModels, camera_frame_params, pose_bodies
@@ -50,6 +55,7 @@ from hmr_bench.metrics import (
     pve,
 )
 from hmr_bench.protocols import evaluate_ground_truth
+from hmr_bench.protocols.derive import PredictionGeometry
 from hmr_bench.regressors import JointRegressor, write_synthetic_regressors
 
 MUPOTS_PARENTS = (1, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, 14, 14, 1)
@@ -248,8 +254,10 @@ def metric_table(n: int) -> None:
               lambda: [match_mupots(a, b) for a, b in zip(mg, mp, strict=True)])  # fmt: skip
 
 
-def build_3dpw(people: int, models: BodyModels, seed: int = 0):
-    """A 3DPW-sized ground truth and predictions (GT meshes + noise + 10 % false positives)."""
+def build_3dpw(people: int, models: BodyModels, workdir: Path, seed: int = 0):
+    """A 3DPW-sized ground truth and predictions (GT meshes + noise + 10 % false positives),
+    the predicted meshes written in place, in their final order, into a file-backed array in
+    workdir (page cache instead of 3 GB of process memory)."""
     rng = np.random.default_rng(seed)
     counts = []
     while sum(counts) < people:
@@ -284,9 +292,18 @@ def build_3dpw(people: int, models: BodyModels, seed: int = 0):
         K=np.tile(k, (n, 1, 1)),
         gender=gender,
     )
-    verts = np.empty((n, 6890, 3), np.float32)
-    joints = np.empty((n, 24, 3))
-    pose_cam, transl_cam = np.empty((n, 72)), np.empty((n, 3))
+    extra = rng.random(n) < 0.1  # false positives: copies moved aside, right after the original
+    owner = np.concatenate([image, image[extra]])
+    order = np.argsort(owner, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    copy_of = np.full(n, -1)
+    copy_of[extra] = position[n + np.arange(extra.sum())]
+    verts = np.lib.format.open_memmap(
+        workdir / "pred_verts.npy", mode="w+", dtype=np.float32, shape=(len(owner), 6890, 3)
+    )
+    joints = np.empty((len(owner), 24, 3))
+    noise = rng.normal(0, 0.02, (n, 1, 3))
     for g_name in ("male", "female"):
         model = models.model(g_name)
         for b in range(base):
@@ -294,38 +311,29 @@ def build_3dpw(people: int, models: BodyModels, seed: int = 0):
             if rows.size == 0:
                 continue
             orient, tc = camera_frame_params(
-                gt.global_orient[rows],
-                gt.transl[rows],
-                gt.betas[rows],
-                cam_rot[rows],
-                gt.cam_trans[rows],
-                model,
-            )
-            pose_cam[rows] = np.concatenate([orient, gt.body_pose[rows]], 1)
-            transl_cam[rows] = tc
-            body = pose_bodies(model, gt.betas[rows[:1]], pose_cam[rows[:1]], tc[:1])
-            shift = (tc - tc[:1])[:, None, :]
+                gt.global_orient[rows], gt.transl[rows], gt.betas[rows], cam_rot[rows],
+                gt.cam_trans[rows], model,
+            )  # fmt: skip
+            pose = np.concatenate([orient[:1], gt.body_pose[rows[:1]]], 1)
+            body = pose_bodies(model, gt.betas[rows[:1]], pose, tc[:1])
             wobble = rng.normal(0, 0.01, body.verts.shape)  # per-vertex noise, per base body
-            verts[rows] = body.verts + wobble + shift
-            joints[rows] = body.joints24 + rng.normal(0, 0.01, body.joints24.shape) + shift
-    noise = rng.normal(0, 0.02, (n, 1, 3))
-    verts += noise.astype(np.float32)
-    joints += noise
-    extra = rng.random(n) < 0.1  # false positives: copies moved aside
+            jitter = rng.normal(0, 0.01, body.joints24.shape)
+            shift = (tc - tc[:1])[:, None, :] + noise[rows]
+            verts[position[rows]] = body.verts + wobble + shift
+            joints[position[rows]] = body.joints24 + jitter + shift
+            copies = rows[extra[rows]]
+            verts[copy_of[copies]] = verts[position[copies]] + np.float32(1.2)
+            joints[copy_of[copies]] = joints[position[copies]] + 1.2
+    conf = np.where(np.arange(len(owner)) < n, 0.9, 0.8)
     fields = {
-        "conf": np.concatenate([np.full(n, 0.9), np.full(extra.sum(), 0.8)]),
-        "verts": np.concatenate([verts, verts[extra] + np.float32(1.2)]),
-        "joints24": np.concatenate([joints, joints[extra] + 1.2]),
-        "betas": np.concatenate([gt.betas, gt.betas[extra]]),
-        "K": np.tile(k, (n + extra.sum(), 1, 1)),
+        "conf": conf[order],
+        "verts": verts,
+        "joints24": joints,
+        "betas": np.concatenate([gt.betas, gt.betas[extra]])[order],
+        "K": np.tile(k, (len(owner), 1, 1)),
     }
-    owner = np.concatenate([image, image[extra]])
-    order = np.argsort(owner, kind="stable")
-    preds = Predictions(
-        gt.image_keys,
-        np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=images))]),
-        {k_: v[order] for k_, v in fields.items()},
-    )
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=images))])
+    preds = Predictions(gt.image_keys, offsets, fields, {}, {"K": np.tile(k, (images, 1, 1))})
     return gt, preds
 
 
@@ -340,55 +348,45 @@ def timed(table: dict, name: str, fn):
     return wrapper
 
 
-def run_3dpw(people: int, model_dir) -> dict:
-    models = BodyModels.load(model_dir, convention="correct")  # the instance evaluate uses
-    start = time.perf_counter()
-    gt, preds = build_3dpw(people, models)
-    build = time.perf_counter() - start
+STAGES = (  # (label, timed functions summed)
+    ("GT: cache key, camera frame, cache files", ("__init__",)),
+    ("GT: posing, heights, H36M, cache writes / reads", ("chunk",)),
+    ("   of which the gendered SMPL forward (dto_core.body)", ("pose_bodies",)),
+    ("predictions: H36M regression", ("h36m",)),
+    ("predictions: T-pose heights (dto_core.body)", ("_pred_heights",)),
+    ("2D projections", ("project",)),
+    ("greedy 2D matching", ("match_keypoints_2d_images",)),
+    ("MPJPE + PA-MPJPE + PVE + PA-PVE", ("mpjpe", "pa_mpjpe", "pve", "pa_pve")),
+)
+
+
+def run_3dpw(gt, preds, model_dir, cache_dir) -> dict:
+    """One timed evaluate_ground_truth (paper mode), its time split into STAGES."""
     stages: dict[str, float] = defaultdict(float)
-    originals = {
-        name: getattr(mesh, name)
-        for name in (
-            "pose_bodies",
-            "match_keypoints_2d",
-            "mpjpe",
-            "pa_mpjpe",
-            "pve",
-            "pa_pve",
-            "project",
-        )
-    }
-    for name, fn in originals.items():
-        setattr(mesh, name, timed(stages, name, fn))
-    h36m = models.h36m
-    models.h36m = timed(stages, "h36m", h36m)
-    tpose_height = BodyModel.tpose_height
-    BodyModel.tpose_height = timed(stages, "tpose_height", tpose_height)
+    patched = [(mesh, name) for name in ("match_keypoints_2d_images", "mpjpe", "pa_mpjpe", "pve",
+                                         "pa_pve", "project", "_pred_heights")]  # fmt: skip
+    patched += [(posed_gt, "pose_bodies"), (PredictionGeometry, "h36m")]
+    patched += [(posed_gt.PosedGroundTruth, "chunk"), (posed_gt.PosedGroundTruth, "__init__")]
+    originals = [(owner, name, getattr(owner, name)) for owner, name in patched]
+    for owner, name, fn in originals:
+        setattr(owner, name, timed(stages, name, fn))
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = evaluate_ground_truth(
-            "3dpw", gt, preds, ProtocolConfig.paper(), model_dir=model_dir
+            "3dpw", gt, preds, ProtocolConfig.paper(), model_dir=model_dir, cache_dir=cache_dir
         )
-        total = time.perf_counter() - start
+        total, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
-        for name, fn in originals.items():
-            setattr(mesh, name, fn)
-        models.h36m = h36m
-        BodyModel.tpose_height = tpose_height
-    return {
-        "gt": gt,
-        "preds": preds,
-        "build": build,
-        "total": total,
-        "stages": dict(stages),
-        "result": result,
-    }
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+    return {"total": total, "cpu": cpu, "stages": dict(stages), "result": result}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=35000)
     parser.add_argument("--metric-people", type=int, default=1_000_000)
+    parser.add_argument("--skip-metrics", action="store_true", help="run Part 2 only")
     parser.add_argument(
         "--sparse-regressor",
         action="store_true",
@@ -397,9 +395,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {platform.processor() or 'cpu'}")
-    print(f"\nPart 1: metrics and matchers ({args.metric_people} people where applicable)\n")
-    print(f"{'':40s} {'people/s':>12s} {'per-person loop':>16s} {'ratio':>7s}")
-    metric_table(args.metric_people)
+    if not args.skip_metrics:
+        print(f"\nPart 1: metrics and matchers ({args.metric_people} people where applicable)\n")
+        print(f"{'':40s} {'people/s':>12s} {'per-person loop':>16s} {'ratio':>7s}")
+        metric_table(args.metric_people)
 
     with tempfile.TemporaryDirectory() as tmp:
         write_synthetic_smpl_dir(tmp)
@@ -407,35 +406,53 @@ def main() -> int:
         if not args.sparse_regressor:  # every vertex gets a small weight; rows still sum to 1
             weights = np.load(h36m_path) + 1e-4
             np.save(h36m_path, weights / weights.sum(axis=1, keepdims=True))
-        run = run_3dpw(args.people, tmp)
-    gt, res, stages = run["gt"], run["result"], run["stages"]
-    body_model = stages.get("pose_bodies", 0.0) + stages.get("tpose_height", 0.0)
-    metrics = sum(stages.get(k, 0.0) for k in ("mpjpe", "pa_mpjpe", "pve", "pa_pve"))
-    others = ("match_keypoints_2d", "h36m", "project")
-    known = body_model + metrics + sum(stages.get(k, 0.0) for k in others)
+        start = time.perf_counter()
+        gt, preds = build_3dpw(args.people, BodyModels.load(tmp, convention="correct"), Path(tmp))
+        build = time.perf_counter() - start
+        cache = Path(tmp) / "cache"
+        runs = {
+            "no cache": run_3dpw(gt, preds, tmp, None),
+            "cache written": run_3dpw(gt, preds, tmp, cache),
+            "cache read": run_3dpw(gt, preds, tmp, cache),
+        }
+        cache_mb = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) / 1e6
     print(
         f"\nPart 2: 3DPW protocol, {gt.num_people} people in {gt.num_images} images, "
-        f"{run['preds'].num_people} predictions (SYNTHETIC model, "
-        f"{'sparse' if args.sparse_regressor else 'dense'} H36M regressor; "
-        f"built in {run['build']:.1f} s)\n"
+        f"{preds.num_people} predictions (SYNTHETIC model, "
+        f"{'sparse' if args.sparse_regressor else 'dense'} H36M regressor; built in {build:.1f} s; "
+        f"ground-truth cache {cache_mb:,.0f} MB)\n"
     )
-    rows = [
-        ("GT posing (dto_core.body, gendered SMPL forward)", stages.get("pose_bodies", 0.0)),
-        ("T-pose heights (dto_core.body)", stages.get("tpose_height", 0.0)),
-        ("H36M regression (GT + predictions)", stages.get("h36m", 0.0)),
-        ("2D projections", stages.get("project", 0.0)),
-        ("greedy 2D matching", stages.get("match_keypoints_2d", 0.0)),
-        ("MPJPE + PA-MPJPE + PVE + PA-PVE", metrics),
-        ("rest (camera-frame GT, visibility filter, bookkeeping)", run["total"] - known),
-    ]
-    for name, seconds in rows:
-        print(f"{name:55s} {seconds:7.2f} s")
-    own = run["total"] - body_model
-    print(f"{'total evaluate_ground_truth':55s} {run['total']:7.2f} s", end="")
-    print(f"  ({gt.num_people / run['total']:,.0f} people/s)")
-    print(f"{'total without dto_core.body (posing, heights)':55s} {own:7.2f} s", end="")
-    print(f"  ({gt.num_people / own:,.0f} people/s)")
-    m = res.metrics
+    print(f"{'stage, s':55s}" + "".join(f"{name:>15s}" for name in runs))
+    for label, names in STAGES:
+        row = [sum(r["stages"].get(k, 0.0) for k in names) for r in runs.values()]
+        print(f"{label:55s}" + "".join(f"{v:15.2f}" for v in row))
+    known = {  # the SMPL forward is part of the chunks
+        name: sum(r["stages"].get(k, 0.0) for _, ks in STAGES for k in ks if k != "pose_bodies")
+        for name, r in runs.items()
+    }
+    rest = [r["total"] - known[name] for name, r in runs.items()]
+    print(
+        f"{'rest (visibility filter, focal, bookkeeping)':55s}"
+        + "".join(f"{v:15.2f}" for v in rest)
+    )
+    print(
+        f"{'total evaluate_ground_truth':55s}"
+        + "".join(f"{r['total']:15.2f}" for r in runs.values())
+    )
+    print(
+        f"{'people/s':55s}" + "".join(f"{gt.num_people / r['total']:15,.0f}" for r in runs.values())
+    )
+    print(
+        f"{'CPU time of the process, s':55s}" + "".join(f"{r['cpu']:15.2f}" for r in runs.values())
+    )
+    old, new = runs["no cache"]["total"], runs["cache read"]["total"]
+    print(f"\ncache read vs no cache: {old / new:.1f}x faster")
+    print("metric change, cache read (float32 meshes) - no cache (float64 meshes):")
+    a, b = runs["no cache"]["result"].metrics, runs["cache read"]["result"].metrics
+    for key in ("mpjpe", "pa_mpjpe", "pve", "pa_pve", "height_error_mm", "focal_mae_px"):
+        print(f"  {key:16s} {a[key]:10.4f} mm  {b[key] - a[key]:+.2e} mm")
+    print(f"  {'recall':16s} {a['recall']:10.4f}     {b['recall'] - a['recall']:+.2e}")
+    m = a
     print(
         f"\n(sanity: recall {m['recall']:.3f}, MPJPE {m['mpjpe']:.1f} mm, PVE {m['pve']:.1f} mm, "
         f"{m['n_false_positives']} false positives)"

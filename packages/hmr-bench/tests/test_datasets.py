@@ -1,6 +1,9 @@
 """Loaders: official -> converter -> processed equals the processed fixture; RH joint maps;
 bad or partial folders give errors naming the file and key."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -13,8 +16,9 @@ from hmr_bench.datasets import (
     panoptic,
     pw3d,
 )
-from hmr_bench.datasets.common import load_annots_npz, save_annots_npz
+from hmr_bench.datasets.common import image_size, load_annots_npz, save_annots_npz
 from hmr_bench.fixtures import make_pw3d_fixture, make_rh_fixture
+from hmr_bench.fixtures.mupots import MUPOTS_IMAGE_SIZES
 from hmr_bench.joints import BK19_TO_CP14
 
 CONVERTERS = {
@@ -64,15 +68,69 @@ def test_official_converted_equals_processed(benchmark, data, tmp_path):
     np.testing.assert_array_equal(a.offsets, b.offsets)
 
 
-def test_pw3d_torch_tensors_load_like_numpy(tmp_path, data):
+NO_TORCH = """
+import sys
+sys.modules["torch"] = None  # any import of torch (or torch.*) now fails
+import numpy as np
+from hmr_bench.datasets import pw3d
+for folder in sys.argv[1:]:
+    gt = pw3d.load_processed(folder)
+    print(gt.betas.dtype, gt.betas.shape, float(np.abs(gt.body_pose).sum()))
+"""
+
+
+def test_pw3d_processed_file_is_what_mahmr_reads(tmp_path, data):
+    """The converter and the fixture write the SMPL parameters as torch tensors, which MA-HMR's
+    reader concatenates; hmr-bench reads them, and torch's own tensor pickles, without torch."""
     torch = pytest.importorskip("torch")
-    make_pw3d_fixture(tmp_path, tensor_factory=torch.from_numpy)
-    raw = load_annots_npz(tmp_path / "annots_smpl_test_genders.npz")
-    assert isinstance(next(iter(raw.values()))["betas"], torch.Tensor)
-    a, b = pw3d.load_processed(tmp_path), pw3d.load_processed(data("3dpw"))
+    make_pw3d_fixture(tmp_path / "torch", tensor_factory=torch.from_numpy)  # torch's pickles
+    for folder in (data("3dpw"), tmp_path / "torch"):
+        annots = np.load(folder / "annots_smpl_test_genders.npz", allow_pickle=True)["annots"][()]
+        for frame in annots.values():  # MA-HMR datasets/pw3d.py get_raw_data
+            poses = torch.cat([frame["global_orient"], frame["body_pose"]], dim=1)
+            betas = torch.cat([frame["betas"], torch.zeros((len(frame["betas"]), 1))], dim=1)
+            assert poses.shape == (len(betas), 72) and poses.dtype == torch.float32
+            assert betas.shape == (len(poses), 11) and isinstance(frame["transl"], torch.Tensor)
+            assert torch.tensor(frame["cam_intrinsics"]).shape == (3, 3)
+    converted = pw3d.convert_official_to_processed(data("3dpw", "official"), tmp_path / "conv")
+    assert isinstance(
+        next(iter(np.load(converted, allow_pickle=True)["annots"][()].values()))["betas"],
+        torch.Tensor,
+    )
+    folders = [str(data("3dpw")), str(tmp_path / "torch")]
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, *folders], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    first, second = proc.stdout.splitlines()
+    assert first == second and first.startswith("float64 (9, 10)")
+    a, b = pw3d.load_processed(tmp_path / "torch"), pw3d.load_processed(data("3dpw"))
     for name in ("betas", "global_orient", "body_pose", "transl", "cam_rot", "K"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    assert a.betas.dtype == np.float64
+
+
+def test_data_pickles_run_no_code(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    save_annots_npz(tmp_path / "evil.npz", {"a": Boom()})
+    with pytest.raises(DatasetError, match=r"builtins\.print is not allowed in a data pickle"):
+        load_annots_npz(tmp_path / "evil.npz")
+
+
+def test_mupots_fixture_has_the_images_mahmr_asserts(data):
+    """MA-HMR's prepare_mupots.py asserts img_%06d.jpg for every frame of annot.mat."""
+    for layout in ("official", "processed"):
+        root = data("mupots", layout) / "MultiPersonTestSet"
+        for seq, (width, height) in MUPOTS_IMAGE_SIZES.items():
+            frames = 2 if seq == 1 else 3
+            images = sorted((root / f"TS{seq}").glob("img_*.jpg"))
+            assert [p.name for p in images] == [f"img_{t:06d}.jpg" for t in range(frames)]
+            assert all(image_size(p) == (width, height) for p in images)
+    gt = load_ground_truth("mupots", data("mupots", "processed"))
+    assert all((data("mupots", "processed") / "MultiPersonTestSet" / k).is_file()
+               for k in gt.image_keys)  # fmt: skip
 
 
 def test_pw3d_processed_content(data):

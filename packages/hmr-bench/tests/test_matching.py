@@ -11,6 +11,7 @@ from hmr_bench.matching import (
     greedy_match,
     hungarian_match,
     match_keypoints_2d,
+    match_keypoints_2d_images,
     match_mupots,
     match_nearest_pose,
     spectral_norm_cost,
@@ -140,3 +141,36 @@ def test_panoptic_nearest_pose_allows_duplicates():
     far = gt.copy()
     far[:, 5] += 100.0
     assert match_nearest_pose(gt, far, vis).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("matcher", ["greedy", "hungarian"])
+@pytest.mark.parametrize("quirk", [True, False])
+def test_batched_images_equal_per_image_matching(matcher, quirk):
+    """match_keypoints_2d_images against match_keypoints_2d called image by image."""
+    rng = np.random.default_rng(7)
+    preds, gts, p_counts, g_counts = [], [], [], []
+    for _ in range(300):
+        g = rng.uniform(0, 60, (int(rng.integers(0, 4)), 24, 2)) * [1, 2]
+        near = g[rng.permutation(len(g))] + rng.normal(0, 8, g.shape)
+        p = np.concatenate([near, rng.uniform(0, 60, (int(rng.integers(0, 3)), 24, 2))])
+        if len(p) and rng.random() < 0.05:
+            p[0, :, 1] = 5.0  # a zero-height box
+        preds.append(p)
+        gts.append(g)
+        p_counts.append(len(p))
+        g_counts.append(len(g))
+    kwargs = {"iou_thresh": 0.1, "matcher": matcher, "fp_counter_quirk": quirk}
+    batched = match_keypoints_2d_images(
+        np.concatenate(preds), np.concatenate(gts), p_counts, g_counts,
+        degenerate_boxes="zero_iou", **kwargs,
+    )  # fmt: skip
+    for p, g, m in zip(preds, gts, batched, strict=True):
+        one = match_keypoints_2d(p, g, degenerate_boxes="zero_iou", **kwargs)
+        assert m.pairs.tolist() == one.pairs.tolist()
+        assert m.unmatched_pred.tolist() == one.unmatched_pred.tolist()
+        assert m.unmatched_gt.tolist() == one.unmatched_gt.tolist()
+    names = [f"img{i}" for i in range(len(preds))]
+    with pytest.raises(DegenerateBoxError, match=r"image 'img\d+': prediction \d+ / ground"):
+        match_keypoints_2d_images(
+            np.concatenate(preds), np.concatenate(gts), p_counts, g_counts, names=names, **kwargs
+        )

@@ -135,3 +135,12 @@ def test_pcdr_pairs_cover_all_combinations():
     image = np.array([0, 0, 0, 1, 1, 2])
     r = pcdr(np.arange(6.0), np.zeros(6, int), np.zeros(6, int), image_index=image)
     assert r.pairs == len(list(itertools.combinations(range(3), 2))) + 1
+
+
+def test_pcdr_float32_like_the_official_evaluator():
+    """Equal layers, depths 2.0 and 2.19999999 m: |dz| < 0.2 in float64, but float32 rounds the
+    second depth to 2.2000000477 and float32(0.2) = 0.2000000030 is not above |dz|."""
+    z, layer, age = [2.0, 2.19999999], [0, 0], [0, 0]
+    assert pcdr(z, layer, age).correct == 1
+    assert pcdr(z, layer, age, float32=True).correct == 0
+    assert pcdr([2.0, 2.1], layer, age, float32=True).correct == 1

@@ -1,6 +1,8 @@
 """The prediction file: round trip, validation errors that name the problem, adapters."""
 
 import json
+import pickle
+import re
 
 import numpy as np
 import pytest
@@ -72,11 +74,58 @@ def test_reading_foreign_files(tmp_path):
         read_predictions(tmp_path / "pickled.npz")
     with pytest.raises(PredictionError, match="file not found"):
         read_predictions(tmp_path / "missing.npz")
+    good = write_predictions(tmp_path / "good.npz", small()).read_bytes()
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    (tmp_path / "pickle.npz").write_bytes(pickle.dumps({"results": {}}))
+    (tmp_path / "text.npz").write_text("image conf\na.jpg 0.9 (é)\n")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "binary.npz").write_bytes(bytes(range(256)))
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    damaged = bytearray(good)
+    damaged[len(good) // 3] ^= 0xFF  # inside a member: the zip CRC check fails
+    (tmp_path / "damaged.npz").write_bytes(bytes(damaged))
+    for name, message in (
+        ("array.npy", "is a single .npy array"),
+        ("pickle.npz", "is a Python pickle"),
+        ("text.npz", "is a text file"),
+        ("empty.npz", "is empty"),
+        ("binary.npz", "is not an .npz file"),
+        ("cut.npz", "truncated or damaged .npz file"),
+        ("damaged.npz", "truncated or damaged .npz file"),
+    ):
+        with pytest.raises(PredictionError, match=f"{name}: {re.escape(message)}"):
+            read_predictions(tmp_path / name)
     arrays = dict(np.load(write_predictions(tmp_path / "v.npz", small())))
-    arrays["version"] = np.array(2)
-    np.savez(tmp_path / "v2.npz", **arrays)
-    with pytest.raises(PredictionError, match="format version 2"):
-        read_predictions(tmp_path / "v2.npz")
+    arrays["version"] = np.array(3)
+    np.savez(tmp_path / "v3.npz", **arrays)
+    with pytest.raises(PredictionError, match=r"format version 3, this reader handles \(1, 2\)"):
+        read_predictions(tmp_path / "v3.npz")
+
+
+def test_version_2_per_image_intrinsics_and_version_1_files(tmp_path):
+    k = np.array([[[500.0, 0, 32], [0, 500, 24], [0, 0, 1]]] * 3)
+    k[1, 0, 0] = 510.0
+    p = small()
+    p2 = Predictions(p.image_keys, p.offsets, p.fields, p.meta, {"K": k})
+    q = read_predictions(write_predictions(tmp_path / "v2.npz", p2))
+    assert q.has_image("K") and not small().has_image("K")
+    np.testing.assert_array_equal(q.image_fields["K"], k)
+    assert q.select(q.get("conf") > 0.3).image_fields["K"][1, 0, 0] == 510.0
+    with np.load(tmp_path / "v2.npz") as data:
+        assert int(data["version"]) == 2 and "image_K" in data.files
+    # a version-1 file (written before per-image fields existed) is still read
+    arrays = dict(np.load(write_predictions(tmp_path / "v.npz", p)))
+    arrays["version"] = np.array(1)
+    np.savez(tmp_path / "v1.npz", **arrays)
+    v1 = read_predictions(tmp_path / "v1.npz")
+    assert v1.image_fields == {} and v1.get("transl").tolist() == p.get("transl").tolist()
+    for bad, message in (
+        ({"K": k[:2]}, r"per-image field 'K' has shape \(2, 3, 3\)"),
+        ({"K": np.where(np.arange(3)[:, None, None] == 2, np.nan, k)}, "image 'c.jpg'"),
+        ({"focal": np.ones(3)}, "unknown per-image field 'focal'"),
+    ):
+        with pytest.raises(PredictionError, match=message):
+            Predictions(p.image_keys, p.offsets, p.fields, p.meta, bad)
 
 
 def test_adapters_feed_the_rh_evaluator(data, tmp_path, model_dir):

@@ -3,10 +3,16 @@
 import numpy as np
 import pytest
 
-from hmr_bench import Predictions, evaluate
+from dto_core.camera import project
+from hmr_bench import Predictions, ProtocolConfig, evaluate
 from hmr_bench.datasets import load_ground_truth
+from hmr_bench.datasets.mupots import MuPoTSGroundTruth
+from hmr_bench.datasets.panoptic import PanopticGroundTruth
 from hmr_bench.fixtures import make_predictions
-from hmr_bench.joints import H36M_TO_MPI_MAHMR
+from hmr_bench.fixtures.mupots import MPI17_TEMPLATE_MM
+from hmr_bench.joints import H36M_TO_MPI_MAHMR, MPI_TO_H36M
+from hmr_bench.matching import pose_distance
+from hmr_bench.protocols import evaluate_mupots, evaluate_panoptic
 
 
 def replace(preds, **fields):
@@ -156,3 +162,91 @@ def test_mupots_per_sequence_vs_pooled(data):
     assert pooled["pck_all"] == pytest.approx(8 / 9, abs=1e-7)
     assert per_seq["pck_all"] == pytest.approx((1 + 3 / 4) / 2)
     assert per_seq["pck_all_per_sequence"] == pytest.approx({"TS1": 1.0, "TS7": 0.75})
+
+
+ULP = 2.0**-23  # float32 spacing at 1
+
+
+def panoptic_one_person(weights=None):
+    """One ground-truth skeleton at 3 m whose only nonzero root-relative coordinate is the x of
+    H36M joint 5 (1 m): J24 slot 4 (left knee); visibility 1 or `weights` (24,)."""
+    kpts3d = np.zeros((1, 24, 4))
+    kpts3d[0, :, 2] = 3.0
+    kpts3d[0, 14, 1] = 0.06  # the body centre, moved 0.06 m up by the protocol
+    kpts3d[0, 4, 0] = 1.0
+    kpts3d[0, :, 3] = 1.0 if weights is None else weights
+    key = "160422_mafia2-00_16_00000001.jpg"
+    size = np.array([64]), np.array([48])
+    return PanopticGroundTruth((key,), ("mafia",), *size, np.array([0, 1]), kpts3d, kpts3d[..., :3])
+
+
+def test_panoptic_float32_nearest_pose():
+    """MA-HMR's |a|^2 + |b|^2 - 2ab in float32 ties predictions 3 and 1 float32 ulps away (both
+    give 0): argmin takes the first, the farther one; float64 takes the nearer one."""
+    gt = panoptic_one_person()
+    h36m = np.zeros((2, 17, 3))
+    h36m[:, :, 2] = 3.0
+    h36m[:, 5, 0] = [1.0 + 3 * ULP, 1.0 + ULP]
+    preds = Predictions(gt.image_keys, np.array([0, 2]), {"conf": np.full(2, 0.9), "h36m17": h36m})
+    chosen = {}
+    for name, config in (
+        ("paper", ProtocolConfig.paper()),
+        ("paper float64", ProtocolConfig.paper(panoptic_distance_float32=False)),
+        ("clean", ProtocolConfig.clean()),
+    ):
+        result = evaluate_panoptic(preds, gt, config.mode, config=config)
+        chosen[name] = result.persons["pred_row"].tolist()
+    assert chosen == {"paper": [0], "paper float64": [1], "clean": [1]}
+
+
+def test_panoptic_visibility_weights():
+    """A joint of visibility 0.5, 100 mm off: MA-HMR weights its error by 0.5 (paper); clean counts
+    a visible joint fully and divides by the visible joints."""
+    weights = np.ones(24)
+    weights[4] = 0.5  # J24 left knee = H36M 5
+    gt = panoptic_one_person(weights)
+    h36m = np.zeros((1, 17, 3))
+    h36m[:, :, 2] = 3.0
+    h36m[0, 5, 0] = 1.1
+    preds = Predictions(gt.image_keys, np.array([0, 1]), {"conf": np.ones(1), "h36m17": h36m})
+    paper = evaluate_panoptic(preds, gt, "paper").persons["mpjpe"][0]
+    unweighted = evaluate_panoptic(
+        preds, gt, "paper", config=ProtocolConfig.paper(panoptic_visibility_weights=False)
+    ).persons["mpjpe"][0]
+    clean = evaluate_panoptic(preds, gt, "clean").persons["mpjpe"][0]
+    assert paper == pytest.approx(0.5 * 100 / 17) and unweighted == pytest.approx(100 / 17)
+    assert clean == pytest.approx(100 / 16)  # 16 visible non-root joints
+    # matching uses a joint when its visibility summed over the people is >= people - 0.1
+    g = np.zeros((2, 17, 3))
+    p = np.zeros((1, 17, 3))
+    p[0, 3, 0] = 1.0
+    for v, used in ((0.95, True), (0.85, False)):
+        vis = np.ones((2, 17))
+        vis[1, 3] = v
+        assert pose_distance(g, p, vis)[0, 0] == (1.0 if used else 0.0)
+
+
+def test_mupots_errors_compared_in_float32():
+    """A wrist whose error is 150.000001 mm: within 150 mm once cast to float32 (paper), beyond
+    it in float64."""
+    mpi = MPI17_TEMPLATE_MM + [0.0, 0.0, 4000.0]
+    k = np.array([[1400.0, 0.0, 1024.0], [0.0, 1400.0, 1024.0], [0.0, 0.0, 1.0]])
+    h36m = mpi[list(MPI_TO_H36M)]
+    people = project(h36m, k)[None], h36m[None], h36m[None], np.ones((1, 17), bool)
+    gt = MuPoTSGroundTruth(("TS1/img_000000.jpg",), np.array([1]), np.array([0, 1]), *people)
+    bone = mpi[4] - mpi[3]  # MPI right elbow -> right wrist, in the image plane
+    length = np.linalg.norm(bone)
+    angle = 2 * np.arcsin(150.000001 / (2 * length))
+    c, s = np.cos(angle), np.sin(angle)
+    moved = mpi.copy()
+    moved[4] = mpi[3] + [c * bone[0] - s * bone[1], s * bone[0] + c * bone[1], 0.0]
+    assert np.linalg.norm(moved[4] - mpi[4]) == pytest.approx(150.000001, abs=1e-9)
+    preds = Predictions(gt.image_keys, np.array([0, 1]), {
+        "conf": np.ones(1), "h36m17": moved[list(MPI_TO_H36M)][None] / 1000.0, "K": k[None],
+    })  # fmt: skip
+    paper = evaluate_mupots(preds, gt, "paper").metrics["pck_all"]
+    float64 = evaluate_mupots(
+        preds, gt, "paper", config=ProtocolConfig.paper(mupots_error_float32=False)
+    ).metrics["pck_all"]
+    clean = evaluate_mupots(preds, gt, "clean").metrics["pck_all"]
+    assert paper == 1.0 and float64 == pytest.approx(13 / 14) and clean == pytest.approx(13 / 14)

@@ -118,3 +118,19 @@ def test_no_predictions_and_unknown_images(data, perfect):
     )
     with pytest.raises(PredictionError, match=r"not rh ground-truth images, e.g. \['nope.jpg'\]"):
         evaluate("rh", data("rh"), bad, "paper")
+
+
+def test_depth_differences_in_float32(data, perfect):
+    """cp100003's people 0 and 1 share layer 0; person 1 placed 0.19999999 m behind person 0: a
+    correct "equal" pair in float64, a wrong one in MA-HMR's float32 results."""
+    transl = perfect.get("transl").copy()
+    start = perfect.rows("cp100003.jpg").start
+    transl[start + 1, 2] = transl[start, 2] + 0.19999999
+    preds = Predictions(perfect.image_keys, perfect.offsets, {**perfect.fields, "transl": transl})
+
+    def correct(mode, **flags):
+        return evaluate("rh", data("rh"), preds, mode, **flags).metrics["n_correct_pairs"]
+
+    assert correct("paper") == 6  # 7 of 8 without this pair
+    assert correct("paper", rh_depth_float32=False) == 7
+    assert correct("clean", rh_depth_source="transl") == 5  # all 5 clean pairs stay correct

@@ -343,7 +343,9 @@ class BodyModel:
 
     def tpose_height(self, betas: np.ndarray) -> np.ndarray:
         """T-pose (zero pose) height H(beta) (N,) m: max y minus min y of the shaped mesh."""
-        y = self._shaped_coordinate_major(self._betas(betas))[:, 1]
+        template, shapedirs, *_ = self._coordinate_major
+        v = len(self.v_template)
+        y = template[1] + (shapedirs[v : 2 * v] @ self._betas(betas).T).T  # only y is needed
         return y.max(axis=1) - y.min(axis=1)
 
 

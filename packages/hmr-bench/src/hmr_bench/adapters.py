@@ -1,7 +1,7 @@
 """Converters from the result files of existing evaluators to the prediction format.
 
-These files are pickled numpy object arrays (np.load with allow_pickle=True): open only files
-you produced yourself.
+These files are pickled numpy object arrays, read with hmr-bench's restricted unpickler
+(hmr_bench.datasets.pickles: data only, no code runs).
 
 - `from_mahmr_rh_npz`: MA-HMR's `results.npz` for Relative Human, {"results": {image basename:
   {"kp2ds": (N, 14, 2) original px, "trans": (N, 3) m}}}; people were already filtered at
@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from hmr_bench.datasets.common import DatasetError, array_field, load_annots_npz
+from hmr_bench.datasets.common import (
+    DatasetError,
+    annots_entry,
+    array_field,
+    load_annots_npz,
+    load_npz_entries,
+)
 from hmr_bench.predictions import Predictions
 
 __all__ = ["from_bev_rh_npz", "from_dto_npz", "from_mahmr_rh_npz"]
@@ -71,12 +77,10 @@ def from_bev_rh_npz(path: str | os.PathLike[str]) -> Predictions:
 
 
 def _dto_entries(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    with np.load(path, allow_pickle=True) as data:
-        if "annots" in data.files:
-            return load_annots_npz(path)
-        return {k: data[k][()] for k in data.files}
+    entries = load_npz_entries(path)
+    if "annots" in entries:
+        return annots_entry(entries, "annots", path)
+    return {k: v[()] for k, v in entries.items()}
 
 
 def from_dto_npz(path: str | os.PathLike[str]) -> Predictions:

@@ -116,9 +116,14 @@ class BodyModels:
                 raise ValueError(f"betas must have 10 or 11 coefficients, got {num_betas}")
         return self._cache[key]
 
-    def h36m(self, verts: np.ndarray) -> np.ndarray:
-        """H36M-17 joints (n, 17, 3) of vertices (n, V, 3)."""
-        return self.regressors.h36m(verts)
+    def h36m(self, verts: np.ndarray, about: np.ndarray | None = None) -> np.ndarray:
+        """H36M-17 joints (n, 17, 3) of vertices (n, V, 3): R v, or with `about` (n, 3) MA-HMR's
+        R (v - t) + t = R v + (1 - R 1) t (t the SMPL translation; equal where rows sum to 1)."""
+        joints = self.regressors.h36m(verts)
+        if about is not None:
+            shift = 1.0 - self.regressors.h36m.row_sums
+            joints += shift[None, :, None] * np.asarray(about, dtype=np.float64)[:, None, :]
+        return joints
 
 
 def pose_bodies(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +23,28 @@ __all__ = [
     "RHGroundTruth",
     "SMPLGroundTruth",
     "detect_layout",
+    "guess_benchmark",
     "load_ground_truth",
 ]
 
 BENCHMARKS = ("rh", "3dpw", "hi4d", "panoptic", "mupots")
 Layout = Literal["auto", "processed", "official"]
+IMAGE_KEY_PATTERNS = {
+    "3dpw": re.compile(r"imageFiles/[^/]+/image_\d+\.jpg"),
+    "hi4d": re.compile(r"pair\d+/[^/]+/images/[^/]+/\d+\.jpg"),
+    "mupots": re.compile(r"TS\d+/img_\d+\.jpg"),
+    "panoptic": re.compile(rf"[^/]*({'|'.join(panoptic.ACTIVITIES)})[^/]*"),
+    "rh": re.compile(r"[^/]+"),
+}
+"""Each loader's image-key form (checked in this order: a Panoptic name is also a basename)."""
+
+
+def guess_benchmark(image_keys: Sequence[str]) -> str | None:
+    """The benchmark whose image-key form all of `image_keys` have (None if none or no keys)."""
+    for benchmark, pattern in IMAGE_KEY_PATTERNS.items():
+        if image_keys and all(pattern.fullmatch(k) for k in image_keys):
+            return benchmark
+    return None
 
 
 def _markers(benchmark: str, data_dir: Path) -> dict[str, tuple[str, bool]]:

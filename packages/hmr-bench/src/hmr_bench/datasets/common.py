@@ -1,10 +1,10 @@
 """File helpers shared by the loaders: MA-HMR's `np.savez(path, annots=dict)` container, atomic
-writes, image sizes from headers, restricted unpickling, array conversion with named errors."""
+writes, image sizes from headers, restricted unpickling (hmr_bench.datasets.pickles), array
+conversion with named errors."""
 
 from __future__ import annotations
 
 import os
-import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,12 +14,16 @@ import numpy as np
 from PIL import Image
 
 from dto_core.atomic import write_atomic  # re-exported: hmr-bench's writers use it from here
+from hmr_bench.datasets import pickles
+from hmr_bench.datasets.pickles import PickleError, TorchTensor, read_npz, save_object_npz
 
 __all__ = [
     "DatasetError",
+    "annots_entry",
     "array_field",
     "image_size",
     "load_annots_npz",
+    "load_npz_entries",
     "load_pickle",
     "save_annots_npz",
     "write_atomic",
@@ -31,70 +35,50 @@ class DatasetError(ValueError):
 
 
 def save_annots_npz(path: str | os.PathLike[str], annots: Mapping[str, Any]) -> Path:
-    """`np.savez(path, annots=dict)` as MA-HMR's preprocessing writes it (a 0-d object array)."""
-    return write_atomic(path, lambda f: np.savez(f, annots=dict(annots)))
+    """`np.savez(path, annots=dict)` as MA-HMR's preprocessing writes it (a 0-d object array);
+    TorchTensor values become torch tensors for MA-HMR's readers (hmr_bench.datasets.pickles)."""
+    return write_atomic(path, lambda f: save_object_npz(f, annots=dict(annots)))
 
 
-def load_annots_npz(path: str | os.PathLike[str], key: str = "annots") -> dict:
-    """The dict stored under `key` in an MA-HMR/RH style .npz (0-d object array).
-
-    Files holding pickled torch tensors need torch importable to be read (numpy unpickles them
-    through torch); the error says so.
-    """
+def load_npz_entries(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every entry of an .npz, object arrays unpickled without running code; torch tensors
+    (pickled by torch or written here) become numpy arrays without importing torch
+    (hmr_bench.datasets.pickles)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        with np.load(path, allow_pickle=True) as data:
-            if key not in data.files:
-                raise DatasetError(f"{path}: no {key!r} entry (found {sorted(data.files)})")
-            value = data[key]
+        return read_npz(path)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise DatasetError(f"{path}: not a readable .npz file ({exc})") from exc
-    except ModuleNotFoundError as exc:
-        raise DatasetError(
-            f"{path}: holds pickled objects of module {exc.name!r}, which is not installed "
-            "(MA-HMR's 3DPW file stores torch tensors: install torch to read it)"
-        ) from exc
+    except PickleError as exc:
+        raise DatasetError(str(exc)) from exc
+
+
+def annots_entry(entries: Mapping[str, np.ndarray], key: str, path: str | os.PathLike[str]) -> dict:
+    """The dict held by the 0-d object array entries[key] (MA-HMR's container)."""
+    if key not in entries:
+        raise DatasetError(f"{path}: no {key!r} entry (found {sorted(entries)})")
+    value = entries[key]
     if value.dtype != object or value.ndim != 0 or not isinstance(value[()], dict):
         raise DatasetError(f"{path}: {key!r} must be a 0-d object array holding a dict")
     return value[()]
 
 
-_NUMPY_MODULES = {
-    "numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
-    "numpy._core.numeric",
-}  # fmt: skip
-_NUMPY_NAMES = {"ndarray", "dtype", "_reconstruct", "scalar", "_frombuffer"}
-_BUILTINS = {
-    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("__builtin__", "object"),
-    ("builtins", "object"), ("_codecs", "encode"),
-}  # fmt: skip
-
-
-class _DataUnpickler(pickle.Unpickler):
-    """Numpy arrays, scalars and plain containers only (the official 3DPW .pkl files)."""
-
-    def __init__(self, file: IO[bytes], path: Path) -> None:
-        super().__init__(file, encoding="latin1")  # Python 2 pickles
-        self._path = path
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module in _NUMPY_MODULES and name in _NUMPY_NAMES) or (module, name) in _BUILTINS:
-            return super().find_class(module, name)
-        raise DatasetError(f"{self._path}: {module}.{name} is not allowed in a data pickle")
+def load_annots_npz(path: str | os.PathLike[str], key: str = "annots") -> dict:
+    """The dict stored under `key` in an MA-HMR/RH style .npz (see load_npz_entries)."""
+    return annots_entry(load_npz_entries(path), key, path)
 
 
 def load_pickle(path: str | os.PathLike[str]) -> Any:
-    """Load a data pickle (latin1, restricted to numpy and builtins)."""
+    """Load a data pickle (latin1; numpy arrays, containers and torch tensors only)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
-    with path.open("rb") as f:
-        try:
-            return _DataUnpickler(f, path).load()
-        except (pickle.UnpicklingError, EOFError) as exc:
-            raise DatasetError(f"{path}: not a readable pickle ({exc})") from exc
+    try:
+        return pickles.load_pickle(path)
+    except PickleError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def array_field(
@@ -111,6 +95,8 @@ def array_field(
     value = record[key]
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
+    if isinstance(value, TorchTensor):  # one about to be written
+        value = value.array
     try:
         array = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:

@@ -7,7 +7,8 @@ are used), `poses` (F, 72) and `trans` (F, 3) per actor in the world frame, `cam
 
 Processed (SAT-HMR / MA-HMR `3dpw/annots_smpl_test_genders.npz`): `annots` =
 {"imageFiles/<seq>/image_%05d.jpg": {`betas` (P, 10), `global_orient` (P, 3), `body_pose` (P, 69),
-`transl` (P, 3) world frame (torch float32 tensors in the released file), `cam_rot` (3, 3),
+`transl` (P, 3) world frame (torch float32 tensors in the released file: MA-HMR's reader
+`torch.cat`s them, so the converter writes them as tensors too), `cam_rot` (3, 3),
 `cam_trans` (3,), `cam_intrinsics` (3, 3), `genders` ['m' | 'f', ...] (older files: `gender`)}}
 with P the actors whose camera pose is valid in that frame (frames without any are absent).
 The converter writes that file from the official pickles; image sizes come from the images.
@@ -30,6 +31,7 @@ from hmr_bench.datasets.common import (
     load_pickle,
     save_annots_npz,
 )
+from hmr_bench.datasets.pickles import TorchTensor
 from hmr_bench.datasets.smpl_gt import NUM_BETAS, SMPLGroundTruth, assemble_smpl_gt, parse_gender
 
 __all__ = [
@@ -64,10 +66,6 @@ def image_key(sequence: str, frame: int) -> str:
     return f"imageFiles/{sequence}/image_{frame:05d}.jpg"
 
 
-def _identity(array: np.ndarray) -> Any:
-    return array
-
-
 def official_annots(
     root: str | os.PathLike[str],
     split: str = "test",
@@ -75,10 +73,10 @@ def official_annots(
 ) -> dict[str, dict[str, Any]]:
     """The processed `annots` dict built from `root/sequenceFiles/<split>/*.pkl`.
 
-    tensor_factory wraps the per-person float32 arrays (pass torch.from_numpy to write the
-    released file's torch tensors; default: numpy arrays).
+    tensor_factory wraps the per-person float32 arrays; the default, TorchTensor, makes them
+    torch tensors for MA-HMR's reader without importing torch (hmr_bench.datasets.pickles).
     """
-    wrap = tensor_factory or _identity
+    wrap = tensor_factory or TorchTensor
     folder = Path(root) / "sequenceFiles" / OFFICIAL_SPLITS.get(split, split)
     files = sorted(folder.glob("*.pkl"))
     if not files:

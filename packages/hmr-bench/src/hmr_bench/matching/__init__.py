@@ -8,6 +8,7 @@ from hmr_bench.matching.greedy_agora import (
     hungarian_match,
     keypoint_boxes,
     match_keypoints_2d,
+    match_keypoints_2d_images,
     spectral_norm_cost,
 )
 from hmr_bench.matching.mupots import match_mupots
@@ -21,6 +22,7 @@ __all__ = [
     "hungarian_match",
     "keypoint_boxes",
     "match_keypoints_2d",
+    "match_keypoints_2d_images",
     "match_mupots",
     "match_nearest_pose",
     "pose_distance",

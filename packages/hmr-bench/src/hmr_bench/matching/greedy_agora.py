@@ -19,10 +19,14 @@ once the candidates are exhausted; here the loop always stops there.
 `hungarian_match` (clean alternative): among all one-to-one assignments on pairs with
 IoU >= threshold, the one with the most matches, then the least total cost (scipy
 linear_sum_assignment).
+
+`match_keypoints_2d_images` matches many images at once (3DPW / Hi4D): the costs and IoUs of all
+same-image pairs in one vectorised pass, then each image's small greedy loop in plain Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +43,7 @@ __all__ = [
     "hungarian_match",
     "keypoint_boxes",
     "match_keypoints_2d",
+    "match_keypoints_2d_images",
     "spectral_norm_cost",
 ]
 
@@ -132,26 +137,28 @@ def greedy_match(
     num_pred, num_gt = cost.shape
     if np.isnan(cost).any():
         raise ValueError("matching cost contains NaN (NaN keypoints?)")
-    order = np.argsort(cost.ravel(), kind="stable")  # np.argmin's first-occurrence tie rule
-    pred_taken = np.zeros(num_pred, bool)
-    gt_taken = np.zeros(num_gt, bool)
+    # plain Python on these small matrices: a few microseconds instead of numpy call overheads
+    flat = cost.ravel().tolist()
+    order = sorted(range(len(flat)), key=flat.__getitem__)  # stable: argmin's tie rule
+    gated = (np.asarray(iou) >= iou_thresh).ravel().tolist()
+    flat_box = None if degenerate is None else np.asarray(degenerate).ravel().tolist()
+    pred_taken, gt_taken = [False] * num_pred, [False] * num_gt
     pairs: list[tuple[int, int]] = []
-    fp_counter = 0
-    k = 0
-    while k < order.size and gt_taken.sum() < num_gt and len(pairs) + fp_counter < num_pred:
-        while k < order.size:
-            p, g = divmod(int(order[k]), num_gt)
+    fp_counter = k = 0
+    while k < len(order) and len(pairs) < num_gt and len(pairs) + fp_counter < num_pred:
+        while k < len(order):
+            index = order[k]
+            p, g = divmod(index, num_gt)
             k += 1
-            if degenerate is not None and degenerate[p, g]:
+            if flat_box is not None and flat_box[index]:
                 raise DegenerateBoxError(
                     f"prediction {p} / ground truth {g}: a keypoint box has zero width or height"
                 )
-            gated = iou[p, g] >= iou_thresh
-            if gated and not pred_taken[p] and not gt_taken[g]:
+            if gated[index] and not pred_taken[p] and not gt_taken[g]:
                 pairs.append((p, g))
                 pred_taken[p] = gt_taken[g] = True
                 break
-            if not gated and fp_counter_quirk:
+            if not gated[index] and fp_counter_quirk:
                 fp_counter += 1
                 break
     return Matching.from_pairs(np.array(pairs), num_pred, num_gt)
@@ -209,11 +216,24 @@ def match_keypoints_2d(
     pred_boxes = keypoint_boxes(pred_kps)
     gt_boxes = keypoint_boxes(gt_kps if gt_box_kps is None else gt_box_kps)
     iou = box_iou_plus1(pred_boxes, gt_boxes)
+    degenerate = _flat_boxes(pred_boxes)[:, None] | _flat_boxes(gt_boxes)[None, :]
+    return _match(cost, iou, degenerate, iou_thresh, matcher, fp_counter_quirk, degenerate_boxes)
 
-    def flat(boxes: np.ndarray) -> np.ndarray:
-        return (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
 
-    degenerate = flat(pred_boxes)[:, None] | flat(gt_boxes)[None, :]
+def _flat_boxes(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+
+
+def _match(
+    cost: np.ndarray,
+    iou: np.ndarray,
+    degenerate: np.ndarray,
+    iou_thresh: float,
+    matcher: str,
+    fp_counter_quirk: bool,
+    degenerate_boxes: str,
+) -> Matching:
+    """The matcher on a (P, G) cost and IoU with zero-size box pairs marked in degenerate."""
     if degenerate_boxes == "zero_iou":
         iou = np.where(degenerate, 0.0, iou)
     if matcher == "hungarian":
@@ -225,3 +245,68 @@ def match_keypoints_2d(
         cost, iou, iou_thresh, fp_counter_quirk,
         degenerate if degenerate_boxes == "raise" else None,
     )  # fmt: skip
+
+
+def match_keypoints_2d_images(
+    pred_kps: np.ndarray,
+    gt_kps: np.ndarray,
+    pred_counts: np.ndarray,
+    gt_counts: np.ndarray,
+    *,
+    iou_thresh: float,
+    matcher: Literal["greedy", "hungarian"] = "greedy",
+    fp_counter_quirk: bool = True,
+    degenerate_boxes: Literal["raise", "zero_iou"] = "raise",
+    names: Sequence[str] | None = None,
+) -> list[Matching]:
+    """match_keypoints_2d (all joints valid, boxes from the keypoints) for many images: image i
+    has the next pred_counts[i] rows of pred_kps (P, K, 2) and the next gt_counts[i] rows of
+    gt_kps (G, K, 2); its Matching indexes them from 0. A DegenerateBoxError names the image
+    (names[i], else its index)."""
+    pred_kps = np.asarray(pred_kps, dtype=np.float64)
+    gt_kps = np.asarray(gt_kps, dtype=np.float64)
+    pred_counts = np.asarray(pred_counts, dtype=np.int64)
+    gt_counts = np.asarray(gt_counts, dtype=np.int64)
+    if len(pred_kps) and len(gt_kps) and pred_kps.shape[1:] != gt_kps.shape[1:]:
+        raise ValueError(f"keypoints {pred_kps.shape[1:]} and {gt_kps.shape[1:]} differ")
+    p_start = np.concatenate([[0], np.cumsum(pred_counts)])
+    g_start = np.concatenate([[0], np.cumsum(gt_counts)])
+    sizes = pred_counts * gt_counts
+    # every same-image pair, image by image, row-major within an image
+    image = np.repeat(np.arange(len(sizes)), sizes)
+    within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    pair_p = p_start[image] + within // np.maximum(gt_counts[image], 1)
+    pair_g = g_start[image] + within % np.maximum(gt_counts[image], 1)
+    r = pred_kps[pair_p] - gt_kps[pair_g]  # (M, K, 2)
+    a = np.einsum("mk,mk->m", r[..., 0], r[..., 0])
+    c = np.einsum("mk,mk->m", r[..., 1], r[..., 1])
+    b = np.einsum("mk,mk->m", r[..., 0], r[..., 1])
+    cost = np.sqrt(0.5 * (a + c) + np.hypot(0.5 * (a - c), b))  # see spectral_norm_cost
+    pred_boxes, gt_boxes = keypoint_boxes(pred_kps), keypoint_boxes(gt_kps)
+    pb, gb = pred_boxes[pair_p], gt_boxes[pair_g]
+    inter = np.maximum(0.0, np.minimum(pb[:, 2], gb[:, 2]) - np.maximum(pb[:, 0], gb[:, 0]) + 1)
+    inter *= np.maximum(0.0, np.minimum(pb[:, 3], gb[:, 3]) - np.maximum(pb[:, 1], gb[:, 1]) + 1)
+    area_p = (pb[:, 2] - pb[:, 0] + 1) * (pb[:, 3] - pb[:, 1] + 1)
+    area_g = (gb[:, 2] - gb[:, 0] + 1) * (gb[:, 3] - gb[:, 1] + 1)
+    iou = inter / (area_p + area_g - inter)
+    degenerate = _flat_boxes(pred_boxes)[pair_p] | _flat_boxes(gt_boxes)[pair_g]
+    out = []
+    start = 0
+    for i, (num_pred, num_gt) in enumerate(zip(pred_counts.tolist(), gt_counts.tolist(),
+                                               strict=True)):  # fmt: skip
+        if num_pred == 0 or num_gt == 0:
+            out.append(Matching.from_pairs(np.zeros((0, 2)), num_pred, num_gt))
+            continue
+        block = slice(start, start + num_pred * num_gt)
+        start = block.stop
+        shape = (num_pred, num_gt)
+        try:
+            out.append(_match(
+                cost[block].reshape(shape), iou[block].reshape(shape),
+                degenerate[block].reshape(shape), iou_thresh, matcher, fp_counter_quirk,
+                degenerate_boxes,
+            ))  # fmt: skip
+        except DegenerateBoxError as exc:
+            name = repr(names[i]) if names is not None else str(i)
+            raise DegenerateBoxError(f"image {name}: {exc}") from exc
+    return out

@@ -84,12 +84,15 @@ def depth_pairs(
     gt_layer: np.ndarray,
     image_index: np.ndarray | None = None,
     thresh: float = PCDR_THRESH,
+    float32: bool = False,
 ) -> DepthPairs:
     """Every same-image pair of people whose layer is known, classified and scored.
 
     pred_depth (M,) m, gt_layer (M,) int (-1 unknown), image_index (M,) int (default: one image).
+    float32: depths, their differences and the threshold in float32, as the official evaluator
+    computes them on MA-HMR's float32 results (else float64).
     """
-    z = _as_1d(pred_depth, "pred_depth", None, np.float64)
+    z = _as_1d(pred_depth, "pred_depth", None, np.float32 if float32 else np.float64)
     n = len(z)
     layer = _as_1d(gt_layer, "gt_layer", n, np.int64)
     image = (
@@ -113,10 +116,11 @@ def depth_pairs(
     b = np.concatenate(b_parts) if b_parts else np.zeros(0, np.int64)
     relation = np.sign(layer[b] - layer[a])
     dz = z[b] - z[a]
-    correct = np.where(
-        relation == 0, np.abs(dz) < thresh, np.where(relation < 0, dz < -thresh, dz > thresh)
+    t = z.dtype.type(thresh)
+    correct = np.where(relation == 0, np.abs(dz) < t, np.where(relation < 0, dz < -t, dz > t))
+    return DepthPairs(
+        a=a, b=b, image=image[a], relation=relation, dz=dz.astype(np.float64), correct=correct
     )
-    return DepthPairs(a=a, b=b, image=image[a], relation=relation, dz=dz, correct=correct)
 
 
 def pcdr(
@@ -128,11 +132,13 @@ def pcdr(
     image_index: np.ndarray | None = None,
     missed_age: np.ndarray | None = None,
     miss_weight: float = PCDR_MISS_WEIGHT,
+    float32: bool = False,
 ) -> PCDRResult:
     """PCDR of matched people: predicted depths (M,) m, their ground-truth layers (M,) and RH
     age labels (M,), grouped by image_index (M,); missed_age (K,) lists the age label of every
-    missed ground-truth person (-1 unknown). See the module docstring for the definition."""
-    pairs = depth_pairs(pred_depth, gt_layer, image_index, thresh)
+    missed ground-truth person (-1 unknown); float32: see depth_pairs. See the module docstring
+    for the definition."""
+    pairs = depth_pairs(pred_depth, gt_layer, image_index, thresh, float32)
     age = _as_1d(age_group, "age_group", len(np.atleast_1d(pred_depth)), np.int64)
     missed = (
         np.zeros(0, np.int64)

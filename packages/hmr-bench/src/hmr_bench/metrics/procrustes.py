@@ -13,7 +13,11 @@ root of K's characteristic quartic, found by Newton's method from an upper bound
 2005), and the quaternion is a column of adj(K - lambda I): element-wise operations on all people
 at once instead of one LAPACK SVD call per person. Where that column is ill-determined (lambda
 nearly repeated, e.g. a point set symmetric under a half turn) the person falls back to the SVD
-formula above. People are processed in cache-sized chunks.
+formula above. People are processed in cache-sized chunks. Meshes given as float32 on both
+sides (MA-HMR's predictions, the cached ground truth) are aligned in float32 arithmetic: means
+accumulated in float64, each cloud centred before its moments are taken (no cancellation), the
+3 x 3 fit in float64, errors summed in float64; PA-PVE moves by < 1e-5 mm (tested, and measured
+on the 3DPW-sized benchmark) for half the memory traffic.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ CHUNK_POINTS = 65536
 MANY_POINTS = 256
 """From this many points per person (meshes) the chunks are transposed to (n, 3, K), whose
 contiguous coordinate rows make the O(K) sums and norms several times faster."""
+CHUNK_PEOPLE_FLOAT32 = 32
+"""People per chunk of float32 meshes (~2.6 MB per buffer): enough that the per-chunk 3 x 3 fits
+stop dominating, few enough to stay in cache (measured: 9 people per chunk is 15 % slower)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,7 +227,8 @@ def _inputs(pred, gt, mask):
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.dtype != np.float32:  # float32 meshes are converted chunk by chunk
         pred = pred.astype(np.float64, copy=False)
-    gt = gt.astype(np.float64, copy=False)
+    if gt.dtype != np.float32:
+        gt = gt.astype(np.float64, copy=False)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 3:
         raise ValueError(f"pred and gt must both be (N, K, 3), got {pred.shape} and {gt.shape}")
     if mask is not None:
@@ -243,7 +251,8 @@ def similarity_procrustes(
     for s in range(0, n, chunk):
         sl = slice(s, s + chunk)
         p = pred[sl].astype(np.float64, copy=False)
-        mu_p, mu_g, m, cov, count = _moments(p, gt[sl], None if mask is None else mask[sl])
+        g = gt[sl].astype(np.float64, copy=False)
+        mu_p, mu_g, m, cov, count = _moments(p, g, None if mask is None else mask[sl])
         rot, sc, deg = _fit(m, cov, count)
         nan = np.where(deg, np.nan, 1.0)
         rotation[sl], scale[sl], degenerate[sl] = rot * nan[:, None, None], sc * nan, deg
@@ -255,11 +264,11 @@ class _Workspace:
     """Reusable (chunk, 3, K) buffers: fresh large arrays per chunk cost page faults that
     dominate these memory-bound loops."""
 
-    def __init__(self, chunk: int, k: int) -> None:
-        self.p = np.empty((chunk, 3, k))
-        self.g = np.empty((chunk, 3, k))
-        self.d = np.empty((chunk, 3, k))
-        self.dist = np.empty((chunk, k))
+    def __init__(self, chunk: int, k: int, dtype: type = np.float64) -> None:
+        self.p = np.empty((chunk, 3, k), dtype)
+        self.g = np.empty((chunk, 3, k), dtype)
+        self.d = np.empty((chunk, 3, k), dtype)
+        self.dist = np.empty((chunk, k), dtype)
 
 
 def _aligned_errors_transposed(p: np.ndarray, g: np.ndarray, ws: _Workspace):
@@ -284,6 +293,34 @@ def _aligned_errors_transposed(p: np.ndarray, g: np.ndarray, ws: _Workspace):
     return dist.sum(axis=1) / k, deg
 
 
+def _moments_by_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) float64 sums over K of a_i b_j for (n, 3, K) arrays, as 9 row dot products per
+    person (measured 4x faster in float32 than a stacked (3, K) @ (K, 3) matmul)."""
+    return np.matmul(a[:, :, None, None, :], b[:, None, :, :, None])[..., 0, 0].astype(np.float64)
+
+
+def _aligned_errors_float32(p: np.ndarray, g: np.ndarray, ws: _Workspace):
+    """aligned_errors of one chunk of float32 meshes in float32 arithmetic, (n, 3, K) layout:
+    float64 means, centred moments, the fit in float64, errors summed in float64."""
+    n, k = p.shape[:2]
+    pt, gt, d, dist = ws.p[:n], ws.g[:n], ws.d[:n], ws.dist[:n]
+    np.copyto(pt, p.transpose(0, 2, 1))
+    np.copyto(gt, g.transpose(0, 2, 1))
+    mu_p = pt.sum(axis=2, dtype=np.float64) / k
+    mu_g = gt.sum(axis=2, dtype=np.float64) / k
+    pt -= mu_p[:, :, None].astype(np.float32)
+    gt -= mu_g[:, :, None].astype(np.float32)
+    m, cov = _moments_by_dots(pt, gt), _moments_by_dots(pt, pt)
+    rot, scale, deg = _fit(m, cov, np.full(n, float(k)))
+    np.matmul((rot * scale[:, None, None]).astype(np.float32), pt, out=d)  # s R P0 - G0
+    d -= gt
+    np.multiply(d[:, 0], d[:, 0], out=dist)
+    dist += d[:, 1] * d[:, 1]
+    dist += d[:, 2] * d[:, 2]
+    np.sqrt(dist, out=dist)
+    return dist.sum(axis=1, dtype=np.float64) / k, deg
+
+
 def aligned_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Mean distance (N,) m between the Procrustes-aligned prediction and the ground truth over
     each person's (masked) points; NaN where the fit is degenerate."""
@@ -292,16 +329,21 @@ def aligned_errors(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = N
     chunk = max(1, CHUNK_POINTS // max(pred.shape[1], 1))
     out = np.empty(n)
     many = mask is None and pred.shape[1] >= MANY_POINTS
-    workspace = _Workspace(min(chunk, n), pred.shape[1]) if many and n else None
+    single = many and pred.dtype == np.float32 and gt.dtype == np.float32
+    if single:
+        chunk = CHUNK_PEOPLE_FLOAT32
+    dtype = np.float32 if single else np.float64
+    workspace = _Workspace(min(chunk, n), pred.shape[1], dtype) if many and n else None
+    kernel = _aligned_errors_float32 if single else _aligned_errors_transposed
     for s in range(0, n, chunk):
         sl = slice(s, s + chunk)
         w = None if mask is None else mask[sl]
         p, g = pred[sl], gt[sl]
         if workspace is not None:
-            err, deg = _aligned_errors_transposed(p, g, workspace)
+            err, deg = kernel(p, g, workspace)
             out[sl] = np.where(deg, np.nan, err)
             continue
-        p = p.astype(np.float64, copy=False)
+        p, g = p.astype(np.float64, copy=False), g.astype(np.float64, copy=False)
         mu_p, mu_g, m, cov, count = _moments(p, g, w)
         rot, scale, deg = _fit(m, cov, count)
         rot *= scale[:, None, None]  # s R

@@ -8,7 +8,7 @@ from typing import Any
 from hmr_bench.body import BodyModels
 from hmr_bench.datasets import BENCHMARKS, load_ground_truth
 from hmr_bench.predictions import Predictions, read_predictions
-from hmr_bench.protocols.common import EvalResult, Progress, ProtocolError
+from hmr_bench.protocols.common import EvalResult, Progress, ProtocolError, check_image_keys
 from hmr_bench.protocols.config import MODES, ProtocolConfig
 from hmr_bench.protocols.mesh import evaluate_hi4d, evaluate_pw3d
 from hmr_bench.protocols.mupots import evaluate_mupots
@@ -56,14 +56,18 @@ def evaluate_ground_truth(
     *,
     model_dir: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> EvalResult:
     """Evaluate predictions on an already loaded ground truth (see `evaluate`)."""
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {BENCHMARKS}")
+    check_image_keys(predictions, ground_truth.image_keys, benchmark)  # before loading models
     models = None
     if needs_body_models(benchmark, predictions, config):
         models = BodyModels.load(model_dir, convention=config.h36m_regressor_convention)
     kwargs = {"config": config, "progress": progress, "models": models}
+    if benchmark in ("3dpw", "hi4d"):
+        kwargs["cache_dir"] = cache_dir
     evaluator = {
         "rh": evaluate_rh,
         "3dpw": evaluate_pw3d,
@@ -84,6 +88,7 @@ def evaluate(
     model_dir: str | os.PathLike[str] | None = None,
     layout: str = "auto",
     progress: Progress | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     **flags: Any,
 ) -> EvalResult:
     """Evaluate predictions (a Predictions object or a prediction file) on the test split of a
@@ -92,6 +97,8 @@ def evaluate(
     mode "paper" reproduces the official evaluators, "clean" fixes their quirks; `flags`
     override single ProtocolConfig switches. model_dir holds the SMPL files and regressors
     (default $SMPL_MODEL_DIR), needed by 3DPW and Hi4D and to derive joints from meshes.
+    cache_dir: 3DPW / Hi4D pose the ground truth once and keep it there (protocols.posed_gt,
+    e.g. posed_gt.default_cache_dir()); None computes it every time.
     """
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; known: {BENCHMARKS}")
@@ -105,5 +112,6 @@ def evaluate(
         predictions = read_predictions(predictions)
     ground_truth = load_ground_truth(benchmark, data_dir, layout)  # type: ignore[arg-type]
     return evaluate_ground_truth(
-        benchmark, ground_truth, predictions, config, model_dir=model_dir, progress=progress
-    )
+        benchmark, ground_truth, predictions, config,
+        model_dir=model_dir, progress=progress, cache_dir=cache_dir,
+    )  # fmt: skip

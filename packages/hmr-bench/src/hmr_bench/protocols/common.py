@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from hmr_bench.datasets import guess_benchmark
 from hmr_bench.predictions import PredictionError, Predictions
 from hmr_bench.protocols.config import ProtocolConfig
 
@@ -16,6 +17,8 @@ __all__ = [
     "Progress",
     "ProtocolError",
     "align_predictions",
+    "check_image_keys",
+    "confident",
     "resolve_config",
     "to_native",
 ]
@@ -47,6 +50,14 @@ class EvalResult:
         return self.config.mode
 
 
+def confident(conf: np.ndarray, thresh: float, float32: bool) -> np.ndarray:
+    """conf > thresh (N,) bool; with float32, as MA-HMR's float32 tensors compare with a Python
+    float: both sides rounded to float32 (a float64 copy of float32(0.3) is not above 0.3)."""
+    if float32:
+        return np.asarray(conf).astype(np.float32) > np.float32(thresh)
+    return np.asarray(conf) > thresh
+
+
 def resolve_config(mode: str, config: ProtocolConfig | None) -> ProtocolConfig:
     """config if given (its mode must agree), else ProtocolConfig.for_mode(mode)."""
     if config is None:
@@ -56,19 +67,32 @@ def resolve_config(mode: str, config: ProtocolConfig | None) -> ProtocolConfig:
     return config
 
 
+def check_image_keys(predictions: Predictions, image_keys: tuple[str, ...], benchmark: str) -> None:
+    """Raise if predictions hold image keys the ground truth does not have, saying which
+    benchmark they look like when it is another one."""
+    known = set(image_keys)
+    unknown = [k for k in predictions.image_keys if k not in known]
+    if not unknown:
+        return
+    other = guess_benchmark(unknown)
+    hint = (
+        f": they look like {other} image keys (predictions for another benchmark?)"
+        if other not in (None, benchmark)
+        else "; keys must equal the loader's image keys"
+    )
+    raise PredictionError(
+        f"{len(unknown)} of {predictions.num_images} predicted image key(s) are not {benchmark} "
+        f"ground-truth images, e.g. {unknown[:3]}{hint}"
+    )
+
+
 def align_predictions(
     predictions: Predictions, image_keys: tuple[str, ...], benchmark: str
 ) -> np.ndarray:
     """(I + 1,)-like table: for each ground-truth image, its prediction rows as (start, stop)
     pairs (I, 2); images without an entry get an empty range. Predictions for images the
     ground truth does not have raise (nothing is dropped silently)."""
-    known = set(image_keys)
-    unknown = [k for k in predictions.image_keys if k not in known]
-    if unknown:
-        raise PredictionError(
-            f"{len(unknown)} predicted image key(s) are not {benchmark} ground-truth images, e.g. "
-            f"{unknown[:3]}; keys must equal the loader's image keys"
-        )
+    check_image_keys(predictions, image_keys, benchmark)
     ranges = np.zeros((len(image_keys), 2), np.int64)
     for i, key in enumerate(image_keys):
         rows = predictions.rows(key)

@@ -2,7 +2,8 @@
 
 - verts, joints24: the file's, or the neutral SMPL model posed with betas + pose + transl
   (11 betas: the neutral model with the kid template as the 11th shape direction);
-- h36m17: the file's, or the H36M regressor applied to verts;
+- h36m17: the file's, or the H36M regressor applied to verts (paper mode: MA-HMR's
+  R (v - t) + t with t the `transl` field, see BodyModels.h36m);
 - kp2d (CrowdPose-14): the file's, or SMPL joints + the extra regressor's head top and neck
   projected with K (MA-HMR, DTO); hips from the LSP rows of the extra regressor for BEV;
 - pelvis: the file's, or H36M row 0; T-pose heights from betas.
@@ -26,14 +27,21 @@ from hmr_bench.predictions import PredictionError, Predictions
 __all__ = ["PredictionGeometry"]
 
 PARAMS = ("betas", "pose", "transl")
+ROW_SUM_ATOL = 1e-9
+"""Regressor rows whose sums are within this of 1 make R (v - t) + t equal R v to < 1e-5 mm at
+10 m, so MA-HMR's form then needs no translation."""
 
 
 class PredictionGeometry:
-    """Per-row access to prediction geometry; `rows` are flat prediction row indices."""
+    """Per-row access to prediction geometry; `rows` are flat prediction row indices.
+    about_transl: regress H36M-17 as MA-HMR does, R (v - t) + t with t the `transl` field."""
 
-    def __init__(self, predictions: Predictions, models: BodyModels | None) -> None:
+    def __init__(
+        self, predictions: Predictions, models: BodyModels | None, about_transl: bool = False
+    ) -> None:
         self.p = predictions
         self.models = models
+        self.about_transl = about_transl
 
     def _need_models(self, what: str) -> BodyModels:
         if self.models is None:
@@ -77,7 +85,18 @@ class PredictionGeometry:
         models = self._need_models("H36M joints from meshes")
         if verts is None:
             verts = self.bodies(rows, need_joints=False).verts
-        return models.h36m(verts)
+        about = None
+        if self.about_transl and self.p.has("transl"):
+            about = self.p.get("transl")[rows]
+        elif self.about_transl:
+            off = float(np.max(np.abs(1.0 - models.regressors.h36m.row_sums)))
+            if off > ROW_SUM_ATOL:
+                raise PredictionError(
+                    "MA-HMR regresses H36M-17 as R (v - t) + t with t the SMPL translation, which "
+                    f"differs from R v because the regressor's rows do not sum to 1 (by up to "
+                    f"{off:.2e}): the predictions need 'transl' (or set h36m_about_transl=False)"
+                )
+        return models.h36m(verts, about)
 
     def kp2d(self, rows: np.ndarray, hip_source: str = "smpl") -> np.ndarray:
         """CrowdPose-14 (n, 14, 2) px, original image."""

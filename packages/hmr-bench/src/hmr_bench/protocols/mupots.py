@@ -33,7 +33,13 @@ from hmr_bench.metrics.pck3d_mupots import (
     pck_per_person,
 )
 from hmr_bench.predictions import PredictionError, Predictions
-from hmr_bench.protocols.common import EvalResult, Progress, align_predictions, resolve_config
+from hmr_bench.protocols.common import (
+    EvalResult,
+    Progress,
+    align_predictions,
+    confident,
+    resolve_config,
+)
 from hmr_bench.protocols.config import ProtocolConfig
 from hmr_bench.protocols.derive import PredictionGeometry
 
@@ -80,9 +86,9 @@ def evaluate_mupots(
     ranges = align_predictions(predictions, gt.image_keys, "mupots")
     if not predictions.has("K"):
         raise PredictionError("mupots needs the predicted intrinsics 'K' to project for matching")
-    keep = predictions.get("conf") > cfg.conf_thresh
+    keep = confident(predictions.get("conf"), cfg.conf_thresh, cfg.conf_float32)
     kept = np.flatnonzero(keep)
-    geometry = PredictionGeometry(predictions, models)
+    geometry = PredictionGeometry(predictions, models, cfg.h36m_about_transl)
     h36m = np.zeros((predictions.num_people, 17, 3))
     if len(kept):
         h36m[kept] = geometry.h36m(kept)
@@ -110,6 +116,8 @@ def evaluate_mupots(
 
     matched = pred_row >= 0
     errors = joint_errors(pred3d[np.maximum(pred_row, 0)], gt3d, matched)[:, SCORED]
+    if cfg.mupots_error_float32:  # MA-HMR: err.astype(np.float32) before `err > 150`
+        errors = errors.astype(np.float32).astype(np.float64)
     counted = gt.vis[:, SCORED] if cfg.mupots_mask_occluded else np.ones((n, len(SCORED)), bool)
     image_of = np.repeat(np.arange(gt.num_images), np.diff(gt.offsets))
     sequence = gt.sequence[image_of]

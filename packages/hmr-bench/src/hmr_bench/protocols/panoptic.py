@@ -20,7 +20,13 @@ from hmr_bench.matching import match_nearest_pose
 from hmr_bench.metrics import panoptic_gt_h36m, panoptic_mpjpe
 from hmr_bench.metrics.panoptic import PANOPTIC_DIVISOR
 from hmr_bench.predictions import Predictions
-from hmr_bench.protocols.common import EvalResult, Progress, align_predictions, resolve_config
+from hmr_bench.protocols.common import (
+    EvalResult,
+    Progress,
+    align_predictions,
+    confident,
+    resolve_config,
+)
 from hmr_bench.protocols.config import ProtocolConfig
 from hmr_bench.protocols.derive import PredictionGeometry
 
@@ -43,11 +49,16 @@ def evaluate_panoptic(
     gt = ground_truth
     ranges = align_predictions(predictions, gt.image_keys, "panoptic")
     conf = predictions.get("conf")
-    geometry = PredictionGeometry(predictions, models)
+    geometry = PredictionGeometry(predictions, models, cfg.h36m_about_transl)
     all_rows = np.arange(predictions.num_people)
     h36m = geometry.h36m(all_rows) if predictions.num_people else np.zeros((0, 17, 3))
     pred_rel = h36m - h36m[:, :1]
-    gt_rel, visible = panoptic_gt_h36m(gt.kpts3d, cfg.panoptic_root_y_shift, J24_TO_H36M_CORRECT)
+    gt_rel, weight = panoptic_gt_h36m(
+        gt.kpts3d, cfg.panoptic_root_y_shift, J24_TO_H36M_CORRECT, weights=True
+    )
+    visible = weight > 0
+    if not cfg.panoptic_visibility_weights:
+        weight = visible
     divisor = PANOPTIC_DIVISOR if cfg.panoptic_divide_by_17 else None
 
     n = int(gt.offsets[-1])
@@ -56,23 +67,33 @@ def evaluate_panoptic(
     pred_row = np.full(n, -1, np.int64)
     mismatch_images = halved_images = 0
     thresh = cfg.conf_thresh
+
+    def above(rows: np.ndarray, thresh: float) -> np.ndarray:
+        return confident(conf[rows], thresh, cfg.conf_float32)
+
     for i in range(gt.num_images):
         if not cfg.panoptic_sticky_thresh_halving:
             thresh = cfg.conf_thresh
         rows = np.arange(*ranges[i])
-        if len(rows) and conf[rows].max() > 0 and not np.any(conf[rows] > thresh):
+        if len(rows) and conf[rows].max() > 0 and not np.any(above(rows, thresh)):
             halved_images += 1
-            while not np.any(conf[rows] > thresh):
+            while not np.any(above(rows, thresh)):
                 thresh /= 2
-        rows = rows[conf[rows] > thresh]
+        rows = rows[above(rows, thresh)]
         g = np.arange(gt.offsets[i], gt.offsets[i + 1])
         if len(rows) and len(g):
-            idx = match_nearest_pose(gt_rel[g], pred_rel[rows], visible[g], cfg.panoptic_one_to_one)
+            idx = match_nearest_pose(
+                gt_rel[g],
+                pred_rel[rows],
+                weight[g],
+                cfg.panoptic_one_to_one,
+                cfg.panoptic_distance_float32,
+            )
             ok = idx >= 0
             mismatch_images += int(len(set(idx[ok].tolist())) < ok.sum())
             chosen = rows[idx[ok]]
             pred_row[g[ok]] = chosen
-            error[g[ok]] = panoptic_mpjpe(pred_rel[chosen], gt_rel[g[ok]], visible[g[ok]], divisor)
+            error[g[ok]] = panoptic_mpjpe(pred_rel[chosen], gt_rel[g[ok]], weight[g[ok]], divisor)
             error_visible[g[ok]] = panoptic_mpjpe(
                 pred_rel[chosen], gt_rel[g[ok]], visible[g[ok]], None
             )

@@ -25,6 +25,7 @@ from hmr_bench.protocols.common import (
     Progress,
     ProtocolError,
     align_predictions,
+    confident,
     resolve_config,
 )
 from hmr_bench.protocols.config import ProtocolConfig
@@ -59,9 +60,9 @@ def evaluate_rh(
     cfg = resolve_config(mode, config)
     gt = ground_truth
     ranges = align_predictions(predictions, gt.image_keys, "rh")
-    keep = predictions.get("conf") > cfg.conf_thresh
+    keep = confident(predictions.get("conf"), cfg.conf_thresh, cfg.conf_float32)
     kept = np.flatnonzero(keep)
-    geometry = PredictionGeometry(predictions, models)
+    geometry = PredictionGeometry(predictions, models, cfg.h36m_about_transl)
     kp_pred = np.zeros((predictions.num_people, 14, 2))
     depth = np.full(predictions.num_people, np.nan)
     kp_pred[kept] = geometry.kp2d(kept, cfg.rh_hip_source)
@@ -154,6 +155,7 @@ def evaluate_rh(
         image_index=image_of[m_gt],
         missed_age=gt.age[missed],
         miss_weight=cfg.rh_miss_weight,
+        float32=cfg.rh_depth_float32,
     )
     pck_values = pck[m_gt]
     pck_values = (
