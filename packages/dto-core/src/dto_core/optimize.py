@@ -16,7 +16,7 @@ import numpy as np
 from dto_core.config import DTOConfig
 from dto_core.cues import DepthCues
 from dto_core.priors import height_prior
-from dto_core.solve import SolveStatus, _fit_kernel
+from dto_core.solve import EMPTY_SCENE, SolveStatus, _fit_kernel
 from dto_core.update import posterior_filter
 
 __all__ = [
@@ -488,8 +488,11 @@ def optimize_scene(
     apparent_scale: np.ndarray | None = None,
     config: DTOConfig | None = None,
 ) -> CrowdResult:
-    """Run DTO on one scene of K persons; arrays (K,), see `optimize_scenes`."""
+    """Run DTO on one scene of K >= 1 persons; arrays (K,), see `optimize_scenes` (which also
+    accepts empty scenes). Raises ValueError for an empty scene, as `solve_affine_depth` does."""
     height = np.asarray(height, dtype=np.float64)
+    if height.size == 0:
+        raise ValueError(EMPTY_SCENE)
     return optimize_scenes(
         height,
         prior_cls,
