@@ -45,7 +45,10 @@ def test_demo_runs_and_writes_json(tmp_path):
     report = json.loads(out.read_text())
     assert report["synthetic"] is True and report["scenes"] == 300
     rows = {r["method"]: r for r in report["rows"]}
-    assert set(rows) == {"teacher", "paper +D", "paper +D+X", "official +D", "official +D+X"}
+    assert set(rows) == {
+        "teacher", "paper +D", "paper +D+X", "official +D", "official +D+X",
+        "official compat +D", "official compat +D+X",
+    }  # fmt: skip
     for name, row in rows.items():
         assert name in proc.stdout
         assert 0.0 <= row["pcdr_0.2"] <= 1.0
@@ -58,6 +61,8 @@ def test_demo_runs_and_writes_json(tmp_path):
     # the table says what its columns mean
     assert "solve ms: one optimize_scenes call on all 300 scenes" in proc.stdout
     assert "kept %: scenes the posterior filter keeps" in proc.stdout
+    for row in report["rows"][1:]:
+        assert 0 <= row["kept_percent"] <= row["optimised_percent"] <= 100
     # the sweep: per-person error x {+D, +D+X exact X, +D+X measured X}, both variants
     sweep = report["sweep"]
     assert [row["person_noise"] for row in sweep] == pytest.approx(
