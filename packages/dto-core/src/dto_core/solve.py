@@ -164,20 +164,20 @@ def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi, rescaled=False) -> AffineDe
     terms = np.empty((5, n))  # rows: w, w dc, w yc, w dc^2, w dc yc
     w = np.divide(g, sigma, out=terms[0])
     w *= w
-    with np.errstate(over="ignore", invalid="ignore"):  # such scenes are solved again, rescaled
+    # overflowing scenes are solved again, rescaled; empty and singular ones divide by zero
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         dc = d - np.repeat(d[first], counts)
         yc = y - np.repeat(y[first], counts)
         np.multiply(w, dc, out=terms[1])
         np.multiply(w, yc, out=terms[2])
         np.multiply(terms[1], dc, out=terms[3])
         np.multiply(terms[1], yc, out=terms[4])
-    index = np.int32 if n < 2**31 else np.int64
-    scene_sum = sparse.csr_matrix(
-        (np.ones(n), np.arange(n, dtype=index), offsets.astype(index)), shape=(num_scenes, n)
-    )
-    w_sum, wd_sum, wy_sum, wdd_sum, wdy_sum = (scene_sum @ row for row in terms)
+        index = np.int32 if n < 2**31 else np.int64
+        scene_sum = sparse.csr_matrix(
+            (np.ones(n), np.arange(n, dtype=index), offsets.astype(index)), shape=(num_scenes, n)
+        )
+        w_sum, wd_sum, wy_sum, wdd_sum, wdy_sum = (scene_sum @ row for row in terms)
 
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         dc_mean = wd_sum / w_sum
         y_mean = wy_sum / w_sum + np.where(nonempty, y[first], np.nan)
         d_mean = dc_mean + np.where(nonempty, d[first], np.nan)
@@ -202,11 +202,16 @@ def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi, rescaled=False) -> AffineDe
     scale = np.where(nonempty, scale, np.nan)
     shift = y_mean - scale * d_mean
     fit = AffineDepthFit(scale=scale, shift=shift, status=status, scale_unconstrained=s_unc)
-    # sums that overflow (|d| > 1e154) or lose digits to underflow (|d| < 1e-100)
-    extreme = ~np.isfinite(s_dd + s_dy) | (np.abs(d_mean) < TINY_DEPTH)
-    extreme = np.flatnonzero(nonempty & extreme)
-    if extreme.size and not rescaled:
-        _solve_rescaled(fit, h, z, d, mu, sigma, offsets, lo, hi, extreme)
+    if rescaled:
+        return fit
+    # sums that overflow (|d| > 1e154) or lose digits to underflow (|d| < 1e-100); the
+    # per-scene test runs only if a global one fails (as it does with empty scenes: NaN)
+    d_size = np.abs(d_mean)
+    if not (d_size.min() >= TINY_DEPTH and np.isfinite(s_dd.sum() + s_dy.sum())):
+        extreme = ~np.isfinite(s_dd + s_dy) | (d_size < TINY_DEPTH)
+        extreme = np.flatnonzero(nonempty & extreme)
+        if extreme.size:
+            _solve_rescaled(fit, h, z, d, mu, sigma, offsets, lo, hi, extreme)
     return fit
 
 
