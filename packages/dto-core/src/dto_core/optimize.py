@@ -299,7 +299,8 @@ def optimize_scenes(
     prior_cls:       (N,) PriorClass (see `DTOConfig.prior_classes`).
     cues:            DepthCues with (N,) arrays; `cues.mesh_depth` is the teacher depth z_hat
                      (official: mean rendered mesh depth; paper: translation z). Persons with a
-                     status other than OK are removed.
+                     status other than OK are removed (with `config.compat`, except the person
+                     of a one-person scene, kept unchanged as the official code does).
     apparent_scale:  (N,) 2 f_y / (T_z min(H, W)), needed by the near/far split only.
     """
     config = config or DTOConfig()
