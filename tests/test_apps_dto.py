@@ -45,7 +45,10 @@ def test_demo_runs_and_writes_json(tmp_path):
     report = json.loads(out.read_text())
     assert report["synthetic"] is True and report["scenes"] == 300
     rows = {r["method"]: r for r in report["rows"]}
-    assert set(rows) == {"teacher", "paper +D", "paper +D+X", "official +D", "official +D+X"}
+    assert set(rows) == {
+        "teacher", "paper +D", "paper +D+X", "official +D", "official +D+X",
+        "official compat +D", "official compat +D+X",
+    }  # fmt: skip
     for name, row in rows.items():
         assert name in proc.stdout
         assert 0.0 <= row["pcdr_0.2"] <= 1.0
@@ -55,6 +58,61 @@ def test_demo_runs_and_writes_json(tmp_path):
     assert rows["paper +D"]["height_error_cm"] < rows["teacher"]["height_error_cm"]
     assert rows["paper +D"]["pcdr_0.2"] > rows["teacher"]["pcdr_0.2"]
     assert list(out.parent.iterdir()) == [out]  # no temp file left behind
+    # the table says what its columns mean
+    assert "solve ms: one optimize_scenes call on all 300 scenes" in proc.stdout
+    assert "kept %: scenes the posterior filter keeps" in proc.stdout
+    for row in report["rows"][1:]:
+        assert 0 <= row["kept_percent"] <= row["optimised_percent"] <= 100
+    # the sweep: per-person error x {+D, +D+X exact X, +D+X measured X}, both variants
+    sweep = report["sweep"]
+    assert [row["person_noise"] for row in sweep] == pytest.approx(
+        [0, 0.01, 0.02, 0.0564, 0.1], abs=1e-4
+    )
+    assert "X meas./exact" in proc.stdout
+    for row in sweep:
+        for variant in ("paper", "official"):
+            for method in ("+D", "+D+X exact", "+D+X measured"):
+                assert row[f"{variant} {method}"]["depth_error_m"] > 0
+    # without depth error the exact X beats the measured one (children's teacher scale error)
+    clean = sweep[0]
+    for variant in ("paper", "official"):
+        exact, measured = clean[f"{variant} +D+X exact"], clean[f"{variant} +D+X measured"]
+        assert exact["depth_error_m"] < measured["depth_error_m"]
+
+
+def run_demo_main(capsys, *args):
+    """The demo's main() in this process: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        load_app().main(["demo", *args])
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_demo_refuses_bad_arguments_before_the_work(tmp_path, capsys):
+    code, _, err = run_demo_main(capsys, "--scenes", "0", "--out", str(tmp_path / "x.json"))
+    assert code == 2 and "--scenes: must be at least 1, got 0" in err
+    folder = tmp_path / "results"
+    folder.mkdir()
+    code, out, err = run_demo_main(capsys, "--scenes", "5", "--out", str(folder))
+    assert code == 2 and out == ""
+    assert f"--out {folder} is a directory; give a file name" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, out, err = run_demo_main(
+        capsys, "--scenes", "5", "--out", str(blocker / "sub" / "x.json")
+    )
+    assert code == 2 and out == "" and f"{blocker} is not a directory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "results"]
+    assert list(folder.iterdir()) == []
+
+
+def test_failed_write_leaves_no_temp_file(tmp_path):
+    app = load_app()
+    target = tmp_path / "taken"
+    target.mkdir()  # os.replace cannot put a file over a directory
+    with pytest.raises(OSError):
+        app.write_json(target, {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
 def test_depth_layers_rule():

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dto_core.body import BodyModel
+from dto_core.body import OPENPOSE_FROM_SMPLX, BodyModel, openpose_joints
 from dto_core.synthetic_body import write_synthetic_smpl_dir
 
 smplx = pytest.importorskip("smplx")
@@ -74,3 +74,14 @@ def test_zero_pose_matches_smplx_shape(model_root: Path) -> None:
     with torch.no_grad():
         out = reference.forward_shape(betas=torch.from_numpy(betas))
     np.testing.assert_allclose(ours.shaped_vertices(betas), out.v_shaped.numpy(), atol=TOLERANCE)
+
+
+def test_openpose_joints_match_smplx_joint_map(model_root: Path) -> None:
+    """smplx's SMPL appends vertex joints; 4D-Humans' map to OpenPose picks 25 of them."""
+    reference = smplx.create(str(model_root), model_type="smpl", dtype=torch.float64)
+    ours = BodyModel.from_dir(model_root)
+    inputs = _random_inputs(10, seed=13)
+    with torch.no_grad():
+        out = reference(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+    expected = out.joints.numpy()[:, list(OPENPOSE_FROM_SMPLX)]
+    np.testing.assert_allclose(openpose_joints(ours.forward(**inputs)), expected, atol=TOLERANCE)

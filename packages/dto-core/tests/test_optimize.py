@@ -1,6 +1,12 @@
-"""Scene-level DTO against a literal per-scene, per-person loop re-implementation of the official
-algorithm (group solver with closed-form sums A..E, outlier loop, two-person rule, down variant,
-far-after-near shift), plus hand-made cases for every rule."""
+"""Scene-level DTO against two loop oracles, plus hand-made cases for every rule.
+
+- `official_scene`: the official DTO-Humans optimiser (`Optimizer.optimize` after the cue stage,
+  `get_alpha_beta`) transcribed branch by branch with its constants, plain Python loops and its
+  A..E normal equations; `optimize_scenes(config=DTOConfig.official(compat=True))` must agree with
+  it in every output on random scenes.
+- `ref_scene`: the same control flow with every `DTOConfig` switch, for the documented fixes
+  (`compat=False`) and the paper variant.
+"""
 
 import dataclasses
 import zlib
@@ -21,14 +27,239 @@ from dto_core import (
     person_apparent_scale,
 )
 from dto_core.priors import OFFICIAL_PRIORS
-from dto_core.synthetic import sample_crowds
+from dto_core.synthetic import RelativeDepthModel, sample_crowds
 
-# ----------------------------------------------------------------------------- loop oracle
+# ----------------------------------------------------------------------------- official oracle
+
+OFFICIAL_SIGMA = (0.126, 0.12, 0.156, 0.0707, 0.0759, 0.1)
+OFFICIAL_MU = (0.801, 1.122, 1.477, 1.647, 1.784, 1.715)
+
+
+@dataclasses.dataclass
+class OfficialGroup:
+    alpha: float
+    beta: float
+    num_opt: int
+    score: float
+    skip: list  # ids
+    early_pair: bool  # returned by the two-person rule
+    collapsed: bool  # every member skipped after an outlier in a group of <= 2
+
+
+def official_group(ids, cls, h, t, d, d_std, slopes, corrs):
+    """get_alpha_beta with the gender prior and X_cond on, literally."""
+    sig = [OFFICIAL_SIGMA[c] for c in cls]
+    mu = [
+        (h[i] + OFFICIAL_MU[c]) / 2 if c in (3, 4, 5) else OFFICIAL_MU[c] for i, c in enumerate(cls)
+    ]
+    slopes, corrs = np.array(slopes, dtype=np.float64), np.array(corrs, dtype=np.float64)
+    skip = []
+    for _ in range(10):
+        a = b = c = dd = e = np.float64(0)
+        num_opt = 0
+        for i in range(len(ids)):
+            if ids[i] in skip:
+                continue
+            num_opt += 1
+            w = np.float64(1) / sig[i] ** 2
+            g = h[i] / t[i]
+            a += w * g**2 * d[i] ** 2
+            b += w * g**2 * d[i]
+            c += w * g**2
+            dd += w * g * d[i] * mu[i]
+            e += w * g * mu[i]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = (c * dd - b * e) / (a * c - b**2)
+            beta = (a * e - b * dd) / (a * c - b**2)
+        x_min = np.float64(20)
+        sel = corrs > 0.5
+        if sel.any():  # over the whole group, persons already skipped included
+            x_min = np.sum(slopes[sel] * (corrs[sel] / np.sum(corrs[sel])))
+        used = [d[i] for i in range(len(ids)) if ids[i] not in skip]
+        used_std = [d_std[i] for i in range(len(ids)) if ids[i] not in skip]
+        is_line = np.std(used) < sum(used_std) / len(used_std)
+        if alpha < x_min or is_line:
+            alpha = x_min
+            beta = (e - b * alpha) / c
+        elif num_opt == 2:
+            return OfficialGroup(alpha, beta, 0, 0.0, skip, True, False)
+        new_h, worst, worst_err = [], -1, -1
+        for i in range(len(ids)):
+            if ids[i] in skip:
+                new_h.append(h[i])
+                continue
+            new_h.append(h[i] * (alpha * d[i] + beta) / t[i])
+            if new_h[-1] > 2.1 and new_h[-1] - 2.1 > worst_err:
+                worst, worst_err = ids[i], new_h[-1] - 2.1
+        if worst != -1:
+            skip.append(worst)
+            if num_opt <= 2:
+                skip.extend(i for i in ids if i not in skip)
+                return OfficialGroup(0, max(t), 0, 0.0, skip, False, True)
+            continue
+        break
+    devs = [abs(new_h[i] - mu[i]) / sig[i] for i in range(len(ids)) if ids[i] not in skip]
+    return OfficialGroup(alpha, beta, num_opt, np.mean(devs) if devs else 0.0, skip, False, False)
+
+
+def official_scene(h, cls, cues, apparent):
+    """The official per-image flow after the cue stage. Returns per-person scale factors (NaN for
+    removed persons), PersonStatus values, the image score, is_optimize and kept (< 1.5)."""
+    k = len(h)
+    shift = np.full(k, np.nan)
+    status = np.full(k, PersonStatus.REMOVED)
+    if k <= 1:  # returned before the depth model and the cue checks
+        shift[:], status[:] = 1.0, PersonStatus.SINGLE
+        return shift, status, 0.0, False, False
+    near, far = [], []
+    for i in range(k):
+        if cues.status[i] != CueStatus.OK:
+            continue
+        shift[i], status[i] = 1.0, PersonStatus.SINGLE
+        (far if cues.rel_depth[i] > 0.02 or apparent[i] < 1 / 4 else near).append(i + 1)
+
+    def group(ids, t, d):
+        pick = lambda x: [x[i - 1] for i in ids]  # noqa: E731
+        return official_group(
+            ids, pick(cls), pick(h), pick(t), pick(d), pick(cues.rel_depth_std),
+            pick(cues.slope), pick(cues.corr),
+        )  # fmt: skip
+
+    def update(ids, res, t, d, skip):
+        for i in ids:
+            if i in skip:
+                status[i - 1] = (
+                    PersonStatus.SKIPPED_GROUP if res.collapsed else PersonStatus.SKIPPED_TALL
+                )
+                continue
+            shift[i - 1] = (d[i - 1] * res.alpha + res.beta) / t[i - 1]
+            status[i - 1] = PersonStatus.UNSCORED_PAIR if res.early_pair else PersonStatus.OPTIMISED
+
+    deviation, is_optimize = [], False
+    alpha_near = beta_near = 0.0
+    t_near, d_near = cues.mesh_depth, cues.rel_depth
+    if len(near) == 1:
+        alpha_near, beta_near = 0.0, cues.mesh_depth[near[0] - 1]
+    elif near:
+        res = group(near, cues.mesh_depth, cues.rel_depth)
+        down = group(near, cues.mesh_depth_down, cues.rel_depth_down)
+        if down.num_opt >= res.num_opt and down.score < res.score:
+            res, t_near, d_near = down, cues.mesh_depth_down, cues.rel_depth_down
+        alpha_near, beta_near = res.alpha, res.beta
+        deviation += [res.score] * res.num_opt + [3] * len(res.skip)
+        is_optimize |= res.num_opt >= 2
+        update(near, res, t_near, d_near, res.skip)
+    if len(far) >= 2:
+        t, d = cues.mesh_depth, cues.rel_depth
+        res = group(far, t, d)
+        skip, num_opt = list(res.skip), res.num_opt
+        if near:
+            res.beta = max(
+                res.beta,
+                max(d_near[i - 1] for i in near) * alpha_near
+                + beta_near
+                - min(d[i - 1] for i in far) * res.alpha,
+            )
+            for i in far:
+                if i in skip:
+                    continue
+                if h[i - 1] * (d[i - 1] * res.alpha + res.beta) / t[i - 1] > 2.1:
+                    num_opt -= 1
+                    skip.append(i)
+                    status[i - 1] = PersonStatus.SKIPPED_FAR_SHIFT
+        is_optimize |= num_opt >= 2
+        deviation += [res.score] * num_opt + [3] * len(skip)
+        moved = skip[len(res.skip) :]
+        update([i for i in far if i not in moved], res, t, d, res.skip)
+    score = float(np.mean(deviation)) if deviation else 0.0
+    return shift, status, score, is_optimize, is_optimize and score < 1.5
+
+
+def official_style_scenes(seed: int, num_scenes: int):
+    """Random scenes reaching every branch of the official flow: 1-30 people (two fifths of the
+    scenes with 1-3), children, over-tall teacher heights, removed persons, near/far splits,
+    identical depths, correlations on both sides of 0.5, within-person spreads on both sides of
+    the quasi-planar test. Returns heights, classes, cues, apparent scales, offsets."""
+    rng = np.random.default_rng(seed)
+    few = int(0.4 * num_scenes)
+    parts = [
+        sample_crowds(
+            size,
+            seed=seed + j,
+            persons=persons,
+            minor_fraction=0.3,
+            depth_model=RelativeDepthModel(scale=(1.0, 3000.0)),
+        )
+        for j, (size, persons) in enumerate(((few, (1, 3)), (num_scenes - few, (1, 30))))
+    ]
+    cat = lambda get: np.concatenate([get(c) for c in parts])  # noqa: E731
+    offsets = np.concatenate(([0], np.cumsum(cat(lambda c: np.diff(c.offsets)))))
+    counts = np.diff(offsets)
+    n = int(offsets[-1])
+    cues = {k: cat(lambda c, k=k: getattr(c.cues, k)) for k in parts[0].cues.__dict__}
+    first = np.repeat(offsets[:-1], counts)
+    same = np.repeat(rng.random(counts.size) < 0.1, counts)  # everyone at one relative depth
+    for key in ("rel_depth", "rel_depth_down"):
+        cues[key] = np.where(same, cues[key][first], cues[key])
+    cues["rel_depth_std"] *= np.repeat(np.exp(rng.uniform(-2.5, 2.5, counts.size)), counts)
+    cues["slope"] *= np.exp(rng.normal(0, 0.5, n))
+    cues["corr"] = rng.uniform(-0.3, 1.0, n)
+    cues["status"] = np.where(rng.random(n) < 0.05, CueStatus.TOO_SMALL, CueStatus.OK)
+    height = cat(lambda c: c.teacher_height) * np.where(rng.random(n) < 0.1, 1.35, 1.0)
+    return (
+        height,
+        cat(lambda c: c.prior_cls),
+        DepthCues(**cues),
+        cat(lambda c: c.apparent_scale),
+        offsets,
+    )
+
+
+def compare_with_official(height, cls, cues, apparent, offsets):
+    """optimize_scenes(official, compat=True) against `official_scene`, every output; returns
+    the statuses seen and the result."""
+    cfg = DTOConfig.official(compat=True)
+    result = optimize_scenes(height, cls, cues, offsets, apparent_scale=apparent, config=cfg)
+    seen = set()
+    for i in range(offsets.size - 1):
+        sl = slice(offsets[i], offsets[i + 1])
+        shift, status, score, optimised, kept = official_scene(
+            height[sl], cls[sl], cues.select(sl), apparent[sl]
+        )
+        np.testing.assert_array_equal(result.status[sl], status, err_msg=f"scene {i}")
+        np.testing.assert_allclose(result.scale_factor[sl], shift, rtol=1e-9, err_msg=f"scene {i}")
+        np.testing.assert_allclose(
+            result.depth[sl], cues.mesh_depth[sl] * shift, rtol=1e-9, err_msg=f"scene {i}"
+        )
+        # exact two-person fits score ~1e-12 in the oracle's less stable A..E sums
+        assert result.score[i] == pytest.approx(score, rel=1e-9, abs=1e-9), f"scene {i}"
+        assert (result.optimised[i], result.kept[i]) == (optimised, kept), f"scene {i}"
+        seen.update(status.tolist())
+    return seen, result
+
+
+@pytest.mark.parametrize("num_scenes", [300, pytest.param(3000, marks=pytest.mark.slow)])
+def test_compat_reproduces_the_official_code_on_random_scenes(num_scenes):
+    seen, result = compare_with_official(*official_style_scenes(1, num_scenes))
+    # every person status and the branches of the issue's decision classes were exercised
+    assert seen == set(PersonStatus)
+    counts = np.diff(result.offsets)
+    pair_scenes = np.flatnonzero(counts == 2)
+    pair_status = result.status[result.offsets[pair_scenes]]
+    assert (pair_status == PersonStatus.OPTIMISED).any()  # forced pairs are scored
+    assert (pair_status == PersonStatus.UNSCORED_PAIR).any()
+    assert (pair_status == PersonStatus.SKIPPED_GROUP).any()  # forced pair with an outlier
+    lone = result.offsets[np.flatnonzero(counts == 1)]
+    assert (result.status[lone] == PersonStatus.SINGLE).all()
+    assert result.used_down.any() and result.kept.any() and not result.kept.all()
+
+
+# ----------------------------------------------------------------------------- generalised oracle
 
 
 def ref_group(h, t, d, mu, sg, d_std, slope, corr, cfg):
-    """A.8 of the official code, one group, plain loops. Returns (alpha, beta, n_opt, score,
-    skipped indices, outcome) with indices into the group."""
+    """A.8 with every DTOConfig switch, one group, plain loops. Returns (alpha, beta, n_opt,
+    score, skipped indices, outcome) with indices into the group."""
     reliable = [k for k in range(len(h)) if corr[k] > cfg.slope_min_corr] if cfg.intra_scale else []
     if reliable:
         x = sum(corr[k] * slope[k] for k in reliable) / sum(corr[k] for k in reliable)
@@ -49,13 +280,16 @@ def ref_group(h, t, d, mu, sg, d_std, slope, corr, cfg):
         alpha = (c * dd - b * e) / (a * c - b * b)
         ds = [d[i] for i in active]
         quasi = np.std(ds) < np.mean([d_std[i] for i in active])
+        forced = True
         if lo is not None and (alpha < lo or (cfg.quasi_planar and quasi)):
             alpha = lo
         elif hi is not None and alpha > hi:
             alpha = hi
+        else:
+            forced = False
         beta = (e - b * alpha) / c
         new_h = {i: h[i] * (alpha * d[i] + beta) / t[i] for i in active}
-        pair = cfg.two_person_unscored and len(active) == 2
+        pair = cfg.two_person_unscored and len(active) == 2 and not forced
         if pair and cfg.compat:
             return alpha, beta, 0, 0.0, skipped, GroupOutcome.UNSCORED_PAIR
         worst, excess = None, 0.0
@@ -73,9 +307,10 @@ def ref_group(h, t, d, mu, sg, d_std, slope, corr, cfg):
             return alpha, beta, 0, 0.0, skipped, GroupOutcome.UNSCORED_PAIR
         score = np.mean([abs(new_h[i] - mu[i]) / sg[i] for i in active])
         return alpha, beta, len(active), score, skipped, GroupOutcome.OPTIMISED
-    # max_iterations reached: the last solution, scored on the persons still in the fit
+    # max_iterations reached: the last solution, scored on the persons still in the fit; the
+    # official count includes the person removed last
     score = np.mean([abs(h[i] * (alpha * d[i] + beta) / t[i] - mu[i]) / sg[i] for i in active])
-    return alpha, beta, len(active), score, skipped, GroupOutcome.OPTIMISED
+    return alpha, beta, len(active) + cfg.compat, score, skipped, GroupOutcome.OPTIMISED
 
 
 def ref_scene(h, cls, cues, apparent, cfg):
@@ -189,11 +424,15 @@ def ref_scene(h, cls, cues, apparent, cfg):
                     if outcome == GroupOutcome.UNSCORED_PAIR
                     else PersonStatus.OPTIMISED
                 )
+    if cfg.compat and k == 1:
+        scale[:], status[:] = 1.0, PersonStatus.SINGLE
     return scale, status, (float(np.mean(dev)) if dev else 0.0), optimised
 
 
 def crowd_with_outliers(seed, num_scenes=300, **kwargs):
-    crowds = sample_crowds(num_scenes, seed=seed, disparity_scale=(1.0, 3000.0), **kwargs)
+    crowds = sample_crowds(
+        num_scenes, seed=seed, depth_model=RelativeDepthModel(scale=(1.0, 3000.0)), **kwargs
+    )
     rng = np.random.default_rng(seed)
     h = crowds.teacher_height * np.where(rng.random(crowds.height.size) < 0.1, 1.35, 1.0)
     status = np.where(rng.random(h.size) < 0.05, CueStatus.TOO_SMALL, CueStatus.OK)
@@ -356,6 +595,81 @@ def test_two_person_rule_and_its_compat_defect():
     assert fixed.score[0] == 3.0 and fixed.group_outcome[0, 0] == GroupOutcome.FAILED
 
 
+def official_case(h, cls, t, d, compat, **kw):
+    """One scene through the official preset (everyone far: one group) and, for compat, the
+    official oracle's verdict on it."""
+    k = len(h)
+    cues = make_cues(t, d, **kw)
+    r = optimize_scene(
+        h, cls, cues, apparent_scale=np.ones(k), config=DTOConfig.official(compat=compat)
+    )
+    if compat:
+        shift, status, score, optimised, kept = official_scene(h, cls, cues, np.ones(k))
+        np.testing.assert_array_equal(r.status, status)
+        np.testing.assert_allclose(r.scale_factor, shift, rtol=1e-12)
+        assert (r.score[0], r.optimised[0], r.kept[0]) == (pytest.approx(score), optimised, kept)
+    return r
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_a_pair_whose_scale_is_forced_is_scored(compat):
+    """Issue 15 class A: the unconstrained scale 19.99 is below X = 20, so it is forced to 20 and
+    the pair is scored like a larger group (official score 0.0018) and the image kept."""
+    r = official_case([1.70, 1.60], [M, F], [3.0, 5.0], [0.10, 0.20], compat)
+    assert r.group_scale[0, 1] == 20.0
+    assert list(r.status) == [PersonStatus.OPTIMISED] * 2
+    assert r.score[0] == pytest.approx(0.0018079, abs=1e-7) and r.optimised[0] and r.kept[0]
+    # quasi-planar (spread of d below the within-person spread): forced as well, so scored
+    r = official_case(
+        [1.70, 1.60], [M, F], [3.0, 5.0], [0.10, 0.11], compat, rel_depth_std=[0.1] * 2
+    )
+    assert list(r.status) == [PersonStatus.OPTIMISED] * 2
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_b_forced_pair_with_an_over_tall_person_collapses(compat):
+    """Issue 15 class B: as A with t = (3, 2) the forced fit makes person 1 taller than 2.1 m;
+    the outlier check runs, fewer than 3 people remain, nobody moves."""
+    r = official_case([1.70, 1.60], [M, F], [3.0, 2.0], [0.10, 0.20], compat)
+    assert list(r.status) == [PersonStatus.SKIPPED_GROUP] * 2
+    np.testing.assert_array_equal(r.scale_factor, [1.0, 1.0])
+    assert r.score[0] == 3.0 and not r.optimised[0]
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_c_iteration_cap_counts_the_last_removed_person_in_compat(compat):
+    """Issue 15 class C: 14 people whose hybrid prior (2.14 m) is above 2.1 m lose one person per
+    iteration; after 10 removals the loop stops. The official count includes the person removed
+    last (5 optimised, not 4): the score changes, the depths do not."""
+    k = 14
+    t = np.linspace(3, 8, k)
+    r = official_case(np.full(k, 2.5), [M] * k, t, t / 20, compat)
+    assert list(r.status) == [PersonStatus.OPTIMISED] * 4 + [PersonStatus.SKIPPED_TALL] * 10
+    res = np.mean(np.abs(r.residual[:4]))
+    n_opt = 5 if compat else 4
+    assert r.score[0] == pytest.approx((n_opt * res + 10 * 3) / (n_opt + 10), rel=1e-12)
+    np.testing.assert_allclose(
+        r.scale_factor[:4], [0.82763805, 0.84722463, 0.86281396, 0.87551637], rtol=1e-8
+    )
+
+
+@pytest.mark.parametrize("compat", [False, True])
+def test_f_one_person_image_with_rejected_cues(compat):
+    """Issue 15 class F: the official code returns before the cue checks for a one-person image
+    and keeps the person unchanged (compat); by default the cue rules apply to every image, so
+    the person is removed as in a crowd."""
+    cues = make_cues([4.0], [0.2], status=[CueStatus.TOO_SMALL])
+    r = optimize_scene(
+        [1.5], [KID], cues, apparent_scale=[1.0], config=DTOConfig.official(compat=compat)
+    )
+    if compat:
+        assert r.status[0] == PersonStatus.SINGLE and r.scale_factor[0] == 1.0
+        assert r.height[0] == 1.5
+    else:
+        assert r.status[0] == PersonStatus.REMOVED and np.isnan(r.scale_factor[0])
+    assert r.score[0] == 0.0 and not r.optimised[0] and not r.kept[0]
+
+
 def test_pair_is_scored_in_the_paper_variant():
     r = optimize_scene(
         [1.7, 1.6], [M, F], make_cues([3.0, 6.0], [0.1, 0.2]), config=DTOConfig.paper()
@@ -415,13 +729,14 @@ def test_far_after_near_shift_and_score_recompute():
 
 
 def test_far_shift_can_skip_too_tall_people():
-    # the near pair is fitted at about 6-7 m; the far trio at about 4 m must move behind it,
-    # which makes them about 1.7 * 7 / 4 = 3 m tall
+    # the near pair is fitted exactly (scale 169 > 1, not quasi-planar) at about 6-7 m; the far
+    # trio at about 4 m must move behind it, which makes them about 1.7 * 7 / 4 = 3 m tall
     h, cls = [1.7, 1.65, 1.7, 1.75, 1.7], [M, F, M, M, M]
     t, d = [6.0, 7.0, 4.0, 4.2, 4.4], [0.010, 0.015, 0.03, 0.031, 0.032]
     apparent = [1.0, 1.0, 0.1, 0.1, 0.1]
     cfg = DTOConfig.official(default_scale=1.0, down_variant=False)
-    r = optimize_scene(h, cls, make_cues(t, d), apparent_scale=apparent, config=cfg)
+    cues = make_cues(t, d, rel_depth_std=[0.001] * 5)
+    r = optimize_scene(h, cls, cues, apparent_scale=apparent, config=cfg)
     assert list(r.status) == [PersonStatus.UNSCORED_PAIR] * 2 + [PersonStatus.SKIPPED_FAR_SHIFT] * 3
     np.testing.assert_array_equal(r.scale_factor[2:], 1.0)
     assert r.score[0] == 3.0 and not r.optimised[0]

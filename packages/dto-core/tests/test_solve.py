@@ -184,8 +184,6 @@ def test_equal_depths_are_singular():
     assert undetermined.status == SolveStatus.UNDETERMINED and np.isnan(undetermined.scale)
     with pytest.raises(ValueError, match="unidentifiable"):
         solve_affine_depth(h, z, d, mu, sigma)
-    with pytest.raises(ValueError, match="no person"):
-        solve_affine_depth([], [], [], [], [])
 
 
 def test_one_person_reaches_its_prior_at_the_bound():
@@ -260,7 +258,11 @@ def test_returned_point_is_the_feasible_minimum(scene, lo, width, seed):
 
 
 @settings(max_examples=200, deadline=None)
-@given(scene=scene_strategy, c=st.floats(1e-3, 1e3), lo=st.floats(0.1, 30.0))
+@given(
+    scene=scene_strategy,
+    c=st.one_of(st.floats(1e-3, 1e3), st.floats(1e-300, 1e-290), st.floats(1e290, 1e300)),
+    lo=st.floats(0.1, 30.0),
+)
 def test_scaling_relative_depth_by_c_scales_s_by_one_over_c(scene, c, lo):
     h, z, d, mu, sigma = map(np.array, scene)
     base = fit_affine_depth(h, z, d, mu, sigma, s_min=lo, s_max=3 * lo)
@@ -282,3 +284,53 @@ def test_chunked_batches_equal_one_kernel_call(monkeypatch):
     chunked = fit_affine_depth_batch(*flat, offsets, lo)
     for field in ("scale", "shift", "status", "scale_unconstrained"):
         np.testing.assert_array_equal(getattr(chunked, field), getattr(whole, field))
+
+
+def test_numerically_equal_depths_are_unidentifiable():
+    """A spread of d below IDENTIFIABLE_SPREAD of its mean counts as equal depths: no 1e15 scale
+    from d = [0.1, 0.1 + 1e-15, 0.1], the same verdict at any magnitude of d, and just above the
+    tolerance the exact solution."""
+    from dto_core.solve import IDENTIFIABLE_SPREAD
+
+    h, z, mu, sigma = [1.7, 1.6, 1.5], [3.0, 4.0, 5.0], [1.7, 1.6, 1.5], [0.07, 0.07, 0.1]
+    for magnitude in (0.1, 1e-300, 1e300):
+        d = np.array([1.0, 1.0 + 1e-14, 1.0]) * magnitude
+        fit = fit_affine_depth(h, z, d, mu, sigma, s_min=20.0 / magnitude)
+        assert fit.status == SolveStatus.SCALE_AT_BOUND and np.isnan(fit.scale_unconstrained)
+        equal = fit_affine_depth(h, z, np.full(3, magnitude), mu, sigma, s_min=20.0 / magnitude)
+        assert float(fit.scale) == float(equal.scale)
+        assert float(fit.shift) == pytest.approx(float(equal.shift), rel=1e-12)
+        with pytest.raises(ValueError, match="spread is below IDENTIFIABLE_SPREAD = 1e-10"):
+            solve_affine_depth(h, z, d, mu, sigma)
+    d = [0.1, 0.1 * (1 + 100 * IDENTIFIABLE_SPREAD), 0.1]
+    s, _ = solve_affine_depth(h, z, d, mu, sigma)
+    s_ref, _ = exact_solution(*map(np.array, (h, z, d, mu, sigma)))
+    assert s == pytest.approx(s_ref, rel=1e-9) and abs(s) > 1e8
+
+
+@pytest.mark.parametrize("magnitude", [1e-300, 1e-200, 1e200, 1e300])
+def test_extreme_magnitudes_of_d_are_solved_exactly(magnitude):
+    """Sums that would overflow or underflow are taken on d / max|d|: s d and t do not change."""
+    rng = np.random.default_rng(4)
+    h, z, d, mu, sigma = random_scene(rng, 6)
+    for s_min in (-np.inf, 0.5):
+        ref = fit_affine_depth(h, z, d, mu, sigma, s_min=s_min)
+        fit = fit_affine_depth(h, z, d * magnitude, mu, sigma, s_min=s_min / magnitude)
+        assert fit.status == ref.status
+        assert float(fit.scale) * magnitude == pytest.approx(float(ref.scale), rel=1e-12)
+        assert float(fit.shift) == pytest.approx(float(ref.shift), rel=1e-12)
+
+
+def test_empty_scene_raises_alike_and_is_accepted_in_batches():
+    from dto_core import DepthCues, optimize_scene, optimize_scenes
+
+    with pytest.raises(ValueError, match="the scene has no person") as solve_error:
+        solve_affine_depth([], [], [], [], [])
+    nothing = DepthCues(*(np.zeros(0),) * 8, np.zeros(0, int))
+    with pytest.raises(ValueError, match="the scene has no person") as optimize_error:
+        optimize_scene(np.zeros(0), np.zeros(0, int), nothing)
+    assert str(solve_error.value) == str(optimize_error.value)
+    fit = fit_affine_depth_batch([1.7], [3.0], [0.1], [1.7], [0.1], np.array([0, 0, 1]), 5.0)
+    assert list(fit.status) == [SolveStatus.EMPTY, SolveStatus.SCALE_AT_BOUND]
+    r = optimize_scenes(np.zeros(0), np.zeros(0, int), nothing, np.array([0, 0]))
+    assert r.score.tolist() == [0.0] and r.kept.tolist() == [False]

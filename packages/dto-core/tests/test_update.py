@@ -1,15 +1,19 @@
 """Re-placing and re-shaping: translations keep projections, heights reach their targets,
 the official coefficient rule and finite-difference step, and the posterior filter."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dto_core.body import BodyModel
+from dto_core import DTOConfig
+from dto_core.body import BodyModel, openpose_joints
 from dto_core.priors import PriorClass
 from dto_core.synthetic_body import write_synthetic_smpl_dir
 from dto_core.update import (
+    UpdateConfig,
     height_coefficient,
     posterior_filter,
     refit_betas,
@@ -142,9 +146,44 @@ def test_kid_recentring_only_touches_kid_updates(body):
     np.testing.assert_allclose(kid_only[[0, 2]], everyone[[0, 2]])
 
 
+@pytest.mark.parametrize("joints", ["smpl", "openpose"])
+def test_kid_recentring_keeps_the_mean_of_its_joint_set(body, joints):
+    """The re-centring zeroes mean_j (s J_old - J_new)_xy over its own joint set: the 24 SMPL
+    joints, or the official code's first 24 OpenPose joints (which include face and foot
+    vertices, so the two translations differ)."""
+    betas, pose, orient, transl = people(3, seed=8)
+    cls = [PriorClass.KID] * 3
+    s = np.array([0.7, 0.85, 0.9])
+    opts = dict(method="finite_difference", recenter="kid")
+    new_betas, new_transl = update_bodies(
+        body, betas, pose, orient, transl, s, cls, recenter_joints=joints, **opts
+    )
+    old = body.forward(betas, pose, orient, transl)
+    new = body.forward(new_betas, pose, orient, new_transl)
+    pick = (lambda o: o.joints) if joints == "smpl" else (lambda o: openpose_joints(o)[:, :24])
+    offset = (s[:, None, None] * pick(old) - pick(new)).mean(axis=1)[:, :2]
+    np.testing.assert_allclose(offset, 0.0, atol=1e-12)
+    other = "openpose" if joints == "smpl" else "smpl"
+    _, other_transl = update_bodies(
+        body, betas, pose, orient, transl, s, cls, recenter_joints=other, **opts
+    )
+    assert np.abs(other_transl - new_transl)[:, :2].max() > 1e-4
+    np.testing.assert_allclose(other_transl[:, 2], new_transl[:, 2])
+
+
+def test_official_update_options():
+    assert dataclasses.asdict(DTOConfig.official(compat=True).update) == {
+        "method": "finite_difference", "recenter": "kid", "recenter_joints": "openpose"
+    }  # fmt: skip
+    assert DTOConfig.official().update == UpdateConfig() == DTOConfig.paper().update
+
+
 def test_posterior_filter():
     kept = posterior_filter([0.5, 1.5, 1.5000001, 0.2], [True, True, True, False])
     assert list(kept) == [True, True, False, False]
+    # the official code tests score < 1.5
+    strict = posterior_filter([0.5, 1.5, 1.5000001, 0.2], [True, True, True, False], strict=True)
+    assert list(strict) == [True, False, False, False]
 
 
 def test_bad_input(body):

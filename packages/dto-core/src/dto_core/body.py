@@ -23,7 +23,16 @@ import scipy.sparse as sp
 
 from dto_core.synthetic_body import write_synthetic_smpl_dir
 
-__all__ = ["BodyModel", "BodyOutput", "load_model_arrays", "load_pickled_array", "rodrigues"]
+__all__ = [
+    "OPENPOSE_FROM_SMPLX",
+    "SMPLX_VERTEX_JOINTS",
+    "BodyModel",
+    "BodyOutput",
+    "load_model_arrays",
+    "load_pickled_array",
+    "openpose_joints",
+    "rodrigues",
+]
 
 MODEL_DIR_ENV = "SMPL_MODEL_DIR"
 GENDERS = ("neutral", "male", "female")
@@ -36,6 +45,15 @@ REQUIRED_KEYS = (
     "kintree_table",
     "f",
 )
+SMPLX_VERTEX_JOINTS = (332, 6260, 2800, 4071, 583, 3216, 3226, 3387, 6617, 6624, 6787)
+"""SMPL vertices that smplx's SMPL appends after the 24 skeleton joints as joints 24..34: nose,
+right eye, left eye, right ear, left ear, left big toe, small toe, heel, right big toe, small toe,
+heel (smplx/vertex_ids.py, 'smplh'); its hand tips (35..44) are not used here."""
+OPENPOSE_FROM_SMPLX = (
+    24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34,
+)  # fmt: skip
+"""OpenPose BODY_25 joints as indices into smplx's joints (24 skeleton + SMPLX_VERTEX_JOINTS): the
+map of 4D-Humans' SMPL wrapper, whose first 25 of 44 joints CameraHMR and the official DTO use."""
 FORWARD_BLOCK = 32  # persons per block in forward(): ~5 MB per (block, 3, V) temporary
 RODRIGUES_EPS = 1e-8  # smplx adds this to the rotation vector before taking its norm
 CHUMPY_HINT = (
@@ -347,6 +365,20 @@ class BodyModel:
         v = len(self.v_template)
         y = template[1] + (shapedirs[v : 2 * v] @ self._betas(betas).T).T  # only y is needed
         return y.max(axis=1) - y.min(axis=1)
+
+
+def openpose_joints(output: BodyOutput) -> np.ndarray:
+    """OpenPose BODY_25 joints (N, 25, 3) m of posed SMPL bodies (6890 vertices), ordered as
+    4D-Humans' SMPL wrapper orders them (`OPENPOSE_FROM_SMPLX`)."""
+    if output.vertices.shape[1] <= max(SMPLX_VERTEX_JOINTS) or output.joints.shape[1] < 24:
+        raise ValueError(
+            f"need a SMPL body (6890 vertices, 24 joints), got {output.vertices.shape[1]} "
+            f"vertices and {output.joints.shape[1]} joints"
+        )
+    smplx_joints = np.concatenate(
+        [output.joints[:, :24], output.vertices[:, SMPLX_VERTEX_JOINTS]], axis=1
+    )
+    return smplx_joints[:, OPENPOSE_FROM_SMPLX]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,10 +17,14 @@ from dto_core.priors import (
     HeightPriorTable,
     prior_class,
 )
+from dto_core.update import UpdateConfig
 
 __all__ = ["DTOConfig", "Variant"]
 
 Variant = Literal["paper", "official"]
+OFFICIAL_UPDATE = UpdateConfig(
+    method="finite_difference", recenter="kid", recenter_joints="openpose"
+)
 
 
 @dataclass(frozen=True)
@@ -45,15 +49,23 @@ class DTOConfig:
       d > far_rel_depth or apparent scale < far_apparent_scale). down_variant: also solve the near
       group on feet-region statistics and keep it if it optimises no fewer people with a strictly
       lower residual score. far_after_near: shift the far group so its nearest member is no closer
-      than the farthest near member. two_person_unscored: groups of exactly two are fitted exactly
-      and updated, but neither scored nor counted as optimised.
+      than the farthest near member. two_person_unscored: a group of exactly two whose scale is
+      not forced (by a bound or the quasi-planar test) is fitted exactly and updated, but neither
+      scored nor counted as optimised; a forced pair is scored like a larger group.
     Scoring and filter
       skipped_score: residual score of a skipped person; an image is kept if some group optimised
       >= 2 people and its mean score <= filter_threshold.
+    Update
+      update: the options of `dto_core.update.update_bodies` (`UpdateConfig`).
     compat
-      Reproduce the official code's defects instead of fixing them: the two-person return happens
-      before the height-outlier check (so a pair can keep a > max_height person), and the far
-      group's residual score is not recomputed after the far-after-near shift.
+      Reproduce the official code's decisions where they differ from the fixes: the two-person
+      return happens before the height-outlier check (so an unforced pair can keep a
+      > max_height person); the far group's residual score is not recomputed after the
+      far-after-near shift; a group stopped by max_iterations counts the person it removed last
+      among the optimised; a one-person scene keeps its person unchanged even if its cues were
+      rejected; the filter keeps score < filter_threshold (not <=). `official(compat=True)` also
+      sets the official update (one finite-difference step, kid-only re-centring on the first 24
+      OpenPose joints).
     """
 
     variant: Variant = "paper"
@@ -82,6 +94,7 @@ class DTOConfig:
     filter_threshold: float = 1.5
     compat: bool = False
     cues: CueConfig = field(default_factory=CueConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
 
     def __post_init__(self) -> None:
         if not 0 < self.lower_bound_factor <= self.upper_bound_factor:
@@ -117,6 +130,7 @@ class DTOConfig:
             two_person_unscored=True,
             compat=compat,
             cues=CueConfig(refit_on_inliers=False),
+            update=OFFICIAL_UPDATE if compat else UpdateConfig(),
         )
         return dataclasses.replace(preset, **overrides)
 

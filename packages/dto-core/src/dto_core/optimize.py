@@ -16,7 +16,7 @@ import numpy as np
 from dto_core.config import DTOConfig
 from dto_core.cues import DepthCues
 from dto_core.priors import height_prior
-from dto_core.solve import SolveStatus, _fit_kernel
+from dto_core.solve import EMPTY_SCENE, SolveStatus, _fit_kernel
 from dto_core.update import posterior_filter
 
 __all__ = [
@@ -157,6 +157,7 @@ def _solve_groups(gr, h, t, d, mu, sigma, d_std, x_scale, todo, config: DTOConfi
         starts = offsets[:-1]
 
         lo, hi = s_lo[groups], s_hi[groups]
+        planar = np.zeros(groups.size, dtype=bool)
         if config.quasi_planar:
             di = d[idx]
             d_mean = np.add.reduceat(di, starts) / count
@@ -175,7 +176,10 @@ def _solve_groups(gr, h, t, d, mu, sigma, d_std, x_scale, todo, config: DTOConfi
         else:
             excess = worst = None
         has_outlier = np.zeros(groups.size, bool) if worst is None else worst > -np.inf
-        pair = (count == 2) & config.two_person_unscored
+        # the two-person rule: an exact fit of two people (scale not forced by a bound or the
+        # quasi-planar test) is not scored; a forced pair is scored like a larger group
+        forced = planar | (res.status != SolveStatus.INTERIOR)
+        pair = (count == 2) & config.two_person_unscored & ~forced
         if config.compat:
             has_outlier &= ~pair  # official: the two-person return precedes the outlier check
         collapse = (has_outlier & (count <= 2)) | undetermined
@@ -205,12 +209,13 @@ def _solve_groups(gr, h, t, d, mu, sigma, d_std, x_scale, todo, config: DTOConfi
         iterating[done] = False
     else:
         # max_iterations reached: keep the last solution, scored on the persons still in the fit
+        # (the official loop counts the person it removed last among the optimised)
         left = np.flatnonzero(iterating)
         member = fit.in_fit & iterating[gr.group]
         new_h = h * (gr.each(fit.scale) * d + gr.each(fit.shift)) / t
         residual = np.where(member, np.abs(new_h - mu) / sigma, 0.0)
         count = np.bincount(gr.group, weights=member, minlength=num_groups)
-        fit.n_opt[left] = count[left]
+        fit.n_opt[left] = count[left] + config.compat
         res_sum = np.bincount(gr.group, weights=residual, minlength=num_groups)
         fit.score[left] = np.divide(res_sum, count, out=np.zeros(num_groups), where=count > 0)[left]
 
@@ -294,7 +299,8 @@ def optimize_scenes(
     prior_cls:       (N,) PriorClass (see `DTOConfig.prior_classes`).
     cues:            DepthCues with (N,) arrays; `cues.mesh_depth` is the teacher depth z_hat
                      (official: mean rendered mesh depth; paper: translation z). Persons with a
-                     status other than OK are removed.
+                     status other than OK are removed (with `config.compat`, except the person
+                     of a one-person scene, kept unchanged as the official code does).
     apparent_scale:  (N,) 2 f_y / (T_z min(H, W)), needed by the near/far split only.
     """
     config = config or DTOConfig()
@@ -382,6 +388,10 @@ def optimize_scenes(
     status[perm] = status_sorted
     used_down = np.zeros(n, dtype=bool)
     used_down[perm] = gr.each(use_down) & updated
+    if config.compat:
+        # official: an image of one person returns before any cue check, the person unchanged
+        lone = np.repeat(np.diff(offsets) == 1, np.diff(offsets))
+        status[lone], scale_factor[lone] = PersonStatus.SINGLE, 1.0
 
     # residual score: each group adds its score n_opt times and skipped_score per skipped person
     num_skipped = np.bincount(gr.group, weights=fit.skipped | far_skipped, minlength=counts.size)
@@ -412,7 +422,7 @@ def optimize_scenes(
         used_down=used_down,
         score=score,
         optimised=optimised,
-        kept=posterior_filter(score, optimised, config.filter_threshold),
+        kept=posterior_filter(score, optimised, config.filter_threshold, strict=config.compat),
         group_scale=group_scale,
         group_shift=group_shift,
         group_outcome=group_outcome,
@@ -479,8 +489,11 @@ def optimize_scene(
     apparent_scale: np.ndarray | None = None,
     config: DTOConfig | None = None,
 ) -> CrowdResult:
-    """Run DTO on one scene of K persons; arrays (K,), see `optimize_scenes`."""
+    """Run DTO on one scene of K >= 1 persons; arrays (K,), see `optimize_scenes` (which also
+    accepts empty scenes). Raises ValueError for an empty scene, as `solve_affine_depth` does."""
     height = np.asarray(height, dtype=np.float64)
+    if height.size == 0:
+        raise ValueError(EMPTY_SCENE)
     return optimize_scenes(
         height,
         prior_cls,

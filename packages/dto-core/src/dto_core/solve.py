@@ -13,9 +13,12 @@ convex 1-D quadratic in s, so clamping s to [s_min, s_max] and re-solving t = y_
 the exact KKT solution (paper supp. Eqs. 14-19). Sums are taken on d and y shifted by each
 scene's first values, which keeps full precision when the d_i are large and close together.
 
-If all d_i of a scene are equal (always so for one person) s is not identifiable: it is fixed at
-s_min if finite, else s_max if finite (t then follows exactly); with no finite bound s and t are
-NaN and the status says UNDETERMINED.
+If all d_i of a scene are equal (always so for one person), or numerically so (their weighted
+standard deviation is below IDENTIFIABLE_SPREAD = 1e-10 times the magnitude of their weighted
+mean, where s would grow as 1 / spread), s is not identifiable: it is fixed at s_min if finite,
+else s_max if finite (t then follows exactly); with no finite bound s and t are NaN and the status
+says UNDETERMINED. Scenes whose sums overflow or underflow (|d| near 1e300 or 1e-300) are
+solved again on d / max|d|, which leaves s d, t and the status unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from scipy import sparse
 
 __all__ = [
+    "IDENTIFIABLE_SPREAD",
     "AffineDepthFit",
     "SolveStatus",
     "corrected_heights",
@@ -63,6 +67,12 @@ class AffineDepthFit:
 
 _FIELDS = tuple(AffineDepthFit.__dataclass_fields__)
 CHUNK_PERSONS = 1 << 14  # persons per kernel call: its ~10 float64 temporaries fit in L2
+TINY_DEPTH = 1e-100  # |mean d| below which the sums are taken on d / max|d|
+EMPTY_SCENE = "the scene has no person (the batch functions accept empty scenes)"
+IDENTIFIABLE_SPREAD = 1e-10
+"""Relative spread of d (weighted std / |weighted mean|) below which a scene's scale counts as
+unidentifiable, as if all d were equal: far below what a depth map resolves (float32 maps: 6e-8),
+and where the exact scale would be ~1e10 times a typical one."""
 
 
 def _check_positive(name: str, x: np.ndarray) -> None:
@@ -133,12 +143,13 @@ def _empty_fit(num_scenes: int) -> AffineDepthFit:
     )
 
 
-def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi) -> AffineDepthFit:
+def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi, rescaled=False) -> AffineDepthFit:
     """Batched closed form on validated flat arrays; see the module docstring.
 
     One pass of shifted sums: each scene's d and y are shifted by its first person's values
     (exact zeros when all d are equal), and the five weighted sums of all scenes come from one
     sparse (S, N) @ (N, 5) product. The centred sums S_dd, S_dy then lose about K ulps at most.
+    Scenes whose sums overflow are solved once more on d / max|d| (`rescaled`).
     """
     n = h.size
     counts = np.diff(offsets)
@@ -153,24 +164,26 @@ def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi) -> AffineDepthFit:
     terms = np.empty((5, n))  # rows: w, w dc, w yc, w dc^2, w dc yc
     w = np.divide(g, sigma, out=terms[0])
     w *= w
-    dc = d - np.repeat(d[first], counts)
-    yc = y - np.repeat(y[first], counts)
-    np.multiply(w, dc, out=terms[1])
-    np.multiply(w, yc, out=terms[2])
-    np.multiply(terms[1], dc, out=terms[3])
-    np.multiply(terms[1], yc, out=terms[4])
-    index = np.int32 if n < 2**31 else np.int64
-    scene_sum = sparse.csr_matrix(
-        (np.ones(n), np.arange(n, dtype=index), offsets.astype(index)), shape=(num_scenes, n)
-    )
-    w_sum, wd_sum, wy_sum, wdd_sum, wdy_sum = (scene_sum @ row for row in terms)
+    # overflowing scenes are solved again, rescaled; empty and singular ones divide by zero
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        dc = d - np.repeat(d[first], counts)
+        yc = y - np.repeat(y[first], counts)
+        np.multiply(w, dc, out=terms[1])
+        np.multiply(w, yc, out=terms[2])
+        np.multiply(terms[1], dc, out=terms[3])
+        np.multiply(terms[1], yc, out=terms[4])
+        index = np.int32 if n < 2**31 else np.int64
+        scene_sum = sparse.csr_matrix(
+            (np.ones(n), np.arange(n, dtype=index), offsets.astype(index)), shape=(num_scenes, n)
+        )
+        w_sum, wd_sum, wy_sum, wdd_sum, wdy_sum = (scene_sum @ row for row in terms)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
         dc_mean = wd_sum / w_sum
         y_mean = wy_sum / w_sum + np.where(nonempty, y[first], np.nan)
+        d_mean = dc_mean + np.where(nonempty, d[first], np.nan)
         s_dd = wdd_sum - wd_sum * dc_mean
         s_dy = wdy_sum - wd_sum * (wy_sum / w_sum)
-        identifiable = s_dd > 0
+        identifiable = s_dd > (IDENTIFIABLE_SPREAD * d_mean) ** 2 * w_sum
         s_unc = np.where(identifiable, s_dy / s_dd, np.nan)
 
     scale = np.clip(s_unc, lo, hi)
@@ -187,9 +200,38 @@ def _fit_kernel(h, z, d, mu, sigma, offsets, lo, hi) -> AffineDepthFit:
     )
     status = np.where(nonempty, status, SolveStatus.EMPTY).astype(np.int8)
     scale = np.where(nonempty, scale, np.nan)
-    d_mean = dc_mean + np.where(nonempty, d[first], np.nan)
     shift = y_mean - scale * d_mean
-    return AffineDepthFit(scale=scale, shift=shift, status=status, scale_unconstrained=s_unc)
+    fit = AffineDepthFit(scale=scale, shift=shift, status=status, scale_unconstrained=s_unc)
+    if rescaled:
+        return fit
+    # sums that overflow (|d| > 1e154) or lose digits to underflow (|d| < 1e-100); the
+    # per-scene test runs only if a global one fails (as it does with empty scenes: NaN)
+    d_size = np.abs(d_mean)
+    if not (d_size.min() >= TINY_DEPTH and np.isfinite(s_dd.sum() + s_dy.sum())):
+        extreme = ~np.isfinite(s_dd + s_dy) | (d_size < TINY_DEPTH)
+        extreme = np.flatnonzero(nonempty & extreme)
+        if extreme.size:
+            _solve_rescaled(fit, h, z, d, mu, sigma, offsets, lo, hi, extreme)
+    return fit
+
+
+def _solve_rescaled(fit, h, z, d, mu, sigma, offsets, lo, hi, scenes) -> None:
+    """Solve `scenes` again on d / c, c = max |d| of each (s d and t unchanged, s = s' / c, the
+    bounds c times larger), writing into `fit`."""
+    counts = offsets[scenes + 1] - offsets[scenes]
+    idx = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in scenes])
+    sub = np.concatenate(([0], np.cumsum(counts)))
+    c = np.maximum.reduceat(np.abs(d[idx]), sub[:-1])
+    c[c == 0] = 1.0
+    with np.errstate(over="ignore"):
+        part = _fit_kernel(
+            h[idx], z[idx], d[idx] / np.repeat(c, counts), mu[idx], sigma[idx], sub,
+            lo[scenes] * c, hi[scenes] * c, rescaled=True,
+        )  # fmt: skip
+    fit.scale[scenes] = part.scale / c
+    fit.scale_unconstrained[scenes] = part.scale_unconstrained / c
+    fit.shift[scenes] = part.shift
+    fit.status[scenes] = part.status
 
 
 def fit_affine_depth_batch(
@@ -296,16 +338,18 @@ def solve_affine_depth(
     """Exact minimiser (s, t) of Eq. 3 for one scene with s_min <= s <= s_max.
 
     h_hat: (K,) teacher T-pose heights (m); z_hat: (K,) teacher depths (m); d: (K,) relative
-    depths; mu, sigma: (K,) height prior (m). Raises ValueError for bad input, an empty scene, or a
-    scene whose scale is unidentifiable (all d equal) without a finite bound.
+    depths; mu, sigma: (K,) height prior (m). Raises ValueError for bad input, an empty scene (as
+    `optimize_scene` does), or a scene whose scale is unidentifiable (all d equal, or numerically
+    so, see the module docstring) without a finite bound.
     """
     fit = fit_affine_depth(h_hat, z_hat, d, mu, sigma, s_min, s_max)
     if fit.status == SolveStatus.EMPTY:
-        raise ValueError("the scene has no person")
+        raise ValueError(EMPTY_SCENE)
     if fit.status == SolveStatus.UNDETERMINED:
         raise ValueError(
-            "all relative depths d are equal, so the scale is unidentifiable; give a finite bound "
-            "(s_min or s_max) to fix it"
+            "all relative depths d are equal (or their spread is below IDENTIFIABLE_SPREAD = "
+            f"{IDENTIFIABLE_SPREAD:g} of their mean), so the scale is unidentifiable; give a "
+            "finite bound (s_min or s_max) to fix it"
         )
     return float(fit.scale), float(fit.shift)
 

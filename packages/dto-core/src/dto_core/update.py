@@ -10,10 +10,12 @@ coefficient, so Newton's method on the exact H reaches the target in a few steps
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from dto_core.body import openpose_joints
 from dto_core.priors import MINOR_CLASSES
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KID_HEIGHT",
+    "UpdateConfig",
     "height_coefficient",
     "posterior_filter",
     "recenter_translation",
@@ -31,6 +34,17 @@ __all__ = [
 
 KID_HEIGHT = 1.45
 """Below this corrected height (m) the kid coefficient is refitted (official code)."""
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    """The keyword arguments of `update_bodies` (`DTOConfig.update` holds one):
+    `update_bodies(..., **dataclasses.asdict(config.update))`. Defaults: exact heights and
+    re-centring of everyone; the official code is ("finite_difference", "kid", "openpose")."""
+
+    method: Literal["newton", "finite_difference"] = "newton"
+    recenter: Literal["all", "kid", "none"] = "all"
+    recenter_joints: Literal["smpl", "openpose"] = "smpl"
 
 
 def scale_translation(transl: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -130,14 +144,22 @@ def recenter_translation(
     global_orient: np.ndarray,
     transl_old: np.ndarray,
     scale: np.ndarray,
+    joints: Literal["smpl", "openpose"] = "smpl",
 ) -> np.ndarray:
     """New translation (N, 3): s T, plus the x-y offset that puts the mean of the new posed joints
     where the mean of the old joints scaled about the camera centre lies (official kid
-    re-centring, here on the 24 SMPL joints)."""
+    re-centring). joints: the 24 SMPL joints, or "openpose", the first 24 OpenPose joints as the
+    official code takes them (`dto_core.body.openpose_joints`, right heel left out)."""
+    if joints not in ("smpl", "openpose"):
+        raise ValueError(f"joints must be 'smpl' or 'openpose', got {joints!r}")
     scale = np.asarray(scale, dtype=np.float64)
     transl_new = scale_translation(transl_old, scale)
-    old = body.forward(betas_old, body_pose, global_orient, transl_old).joints
-    new = body.forward(betas_new, body_pose, global_orient, transl_new).joints
+    out_old = body.forward(betas_old, body_pose, global_orient, transl_old)
+    out_new = body.forward(betas_new, body_pose, global_orient, transl_new)
+    if joints == "openpose":
+        old, new = openpose_joints(out_old)[:, :24], openpose_joints(out_new)[:, :24]
+    else:
+        old, new = out_old.joints, out_new.joints
     offset = (scale[:, None, None] * old - new).mean(axis=1)
     transl_new[:, :2] += offset[:, :2]
     return transl_new
@@ -154,6 +176,7 @@ def update_bodies(
     *,
     method: Literal["newton", "finite_difference"] = "newton",
     recenter: Literal["all", "kid", "none"] = "all",
+    recenter_joints: Literal["smpl", "openpose"] = "smpl",
 ) -> tuple[np.ndarray, np.ndarray]:
     """New (betas (N, B), transl (N, 3)) of N people re-placed by scale factors s_i = z*/z_hat.
 
@@ -161,6 +184,8 @@ def update_bodies(
     the translation becomes s_i T, re-centred on the posed joints: for every person by default,
     because a shape change moves the root relative to the body and shifts its 2D projection;
     "kid" re-centres only kid-coefficient updates (official code), "none" never.
+    recenter_joints: the joints averaged (see `recenter_translation`). `UpdateConfig` bundles
+    the three options.
     """
     if recenter not in ("all", "kid", "none"):
         raise ValueError(f"recenter must be 'all', 'kid' or 'none', got {recenter!r}")
@@ -171,7 +196,9 @@ def update_bodies(
     new_betas = refit_betas(body, betas, target, coefficient, method=method)
     if recenter == "none":
         return new_betas, scale_translation(transl, scale)
-    moved = recenter_translation(body, betas, new_betas, body_pose, global_orient, transl, scale)
+    moved = recenter_translation(
+        body, betas, new_betas, body_pose, global_orient, transl, scale, recenter_joints
+    )
     if recenter == "kid":
         use = coefficient == body.num_betas - 1
         moved = np.where(use[:, None], moved, scale_translation(transl, scale))
@@ -179,10 +206,11 @@ def update_bodies(
 
 
 def posterior_filter(
-    score: np.ndarray, optimised: np.ndarray, threshold: float = 1.5
+    score: np.ndarray, optimised: np.ndarray, threshold: float = 1.5, *, strict: bool = False
 ) -> np.ndarray:
-    """Keep an image iff it was optimised and its mean standardized residual score <= threshold.
-
-    (The official code tests score < 1.5; the two differ only at exactly 1.5.)
-    """
-    return np.asarray(optimised, dtype=bool) & (np.asarray(score) <= threshold)
+    """Keep an image iff it was optimised and its mean standardized residual score <= threshold
+    (< threshold with strict=True, as the official code tests; the two differ only at exactly
+    the threshold)."""
+    score = np.asarray(score)
+    below = score < threshold if strict else score <= threshold
+    return np.asarray(optimised, dtype=bool) & below
