@@ -52,7 +52,9 @@ def dataset_dir(tmp_path_factory) -> Path:
     )
     root = tmp / "ds"
     conversions = [convert_released_opt(opt), convert_camerahmr_release(release)]
-    build_dataset(root, conversions, max_shard_bytes=60_000, repo_id="org/dto-humans")
+    build_dataset(
+        root, conversions, max_shard_bytes=60_000, repo_id="org/dto-humans", validation_fraction=0.2
+    )
     return root
 
 
@@ -71,7 +73,7 @@ def test_publish_dataset_then_load_normal_and_streaming(hub, dataset_dir, tmp_pa
         [*PUBLISH, "dataset", str(dataset_dir), "--repo", "org/dto-humans", "--dry-run"], env
     )
     assert "dry run: nothing uploaded" in dry.stdout and "HF_TOKEN" in dry.stdout
-    assert "data/annotations/train-00000-of-" in dry.stdout and ".dto-build" not in dry.stdout
+    assert "data/annotations/coco/train-00000-of-" in dry.stdout and ".dto-build" not in dry.stdout
     assert len(harness.server_log(hub)) == before + 1  # only our own /_log read: nothing sent
 
     first = harness.run([*PUBLISH, "dataset", str(dataset_dir), "--repo", "org/dto-humans"], env)
@@ -91,9 +93,11 @@ def test_publish_dataset_then_load_normal_and_streaming(hub, dataset_dir, tmp_pa
         env,
     )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    splits = ["train", "validation"]
     assert result == {
-        "configs": ["annotations"], "normal_equal": True, "stream_equal": True, "rows": 80,
-        "empty_shape": [[0, 24, 3]],
+        "configs": ["all", "coco", "insta"], "normal_equal": True, "stream_equal": True,
+        "rows": 80, "empty_shape": [[0, 24, 3]],
+        "splits": {"all": splits, "coco": splits, "insta": ["train"]},  # one clip: one split
     }  # fmt: skip
     log = harness.server_log(hub)
     assert any(e["range"] for e in log if "/resolve/" in e["path"])  # streaming used ranges
@@ -113,7 +117,7 @@ def test_download_verifies_against_the_manifest(hub, dataset_dir, tmp_path):
     )
     assert "manifest.json" in out and "README.md" in out
     assert sum(p.startswith("data/annotations/") for p in out) == len(
-        list((dataset_dir / "data" / "annotations").iterdir())
+        list((dataset_dir / "data" / "annotations").rglob("*.parquet"))
     )
     cli = harness.run(
         [str(Path(sys.executable).parent / "hf"), "download", "org/dl-test", "--repo-type",

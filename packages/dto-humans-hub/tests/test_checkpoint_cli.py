@@ -101,9 +101,16 @@ def test_cli_builds_verifies_and_the_dataset_plan_lists_only_published_files(tmp
     printed = capsys.readouterr().out
     assert "annotations: 120 images" in printed
     assert main(["verify", str(out)]) == 0
-    assert "annotations/train: 120 rows" in capsys.readouterr().out
+    verified = capsys.readouterr().out
     manifest = verify_dataset(out)
-    assert [i["name"] for i in manifest["configs"]["annotations"]["inputs"]] == [
+    splits = manifest["families"]["annotations"]["splits"]
+    for split, info in splits.items():
+        assert (
+            f"annotations/{split}: {info['num_rows']} rows in {len(info['shards'])} shards: OK"
+            in verified
+        )
+    assert sum(info["num_rows"] for info in splits.values()) == 120
+    assert [i["name"] for i in manifest["families"]["annotations"]["inputs"]] == [
         *(p.split("/")[-1] for p in opt), "mpii-release.npz"]  # fmt: skip
     (out / "notes.txt").write_text("local")
     plan = plan_dataset_upload(out, "acme/dto-humans")

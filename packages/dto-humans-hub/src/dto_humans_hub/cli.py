@@ -23,7 +23,7 @@ from pathlib import Path
 from dto_core.body import BodyModel
 from dto_humans_hub.build import build_dataset, build_images_config
 from dto_humans_hub.card import write_card
-from dto_humans_hub.conventions import MAX_SHARD_BYTES, SOURCES
+from dto_humans_hub.conventions import MAX_SHARD_BYTES, SOURCES, VALIDATION_FRACTION
 from dto_humans_hub.convert import (
     Conversion,
     convert_camerahmr_release,
@@ -43,7 +43,7 @@ MB = 1_000_000
 
 
 def _report(report) -> None:
-    print(f"{report.config}: {report.num_images} images, {report.num_people} people, "
+    print(f"{report.family}: {report.num_images} images, {report.num_people} people, "
           f"{len(report.shards)} shards")  # fmt: skip
     for shard in report.shards:
         print(f"  {shard.path}  {shard.num_rows} rows  {shard.num_bytes} bytes")
@@ -51,6 +51,8 @@ def _report(report) -> None:
         print(f"not converted: {len(report.rejected)} images (listed in manifest.json), e.g.")
         for r in report.rejected[:10]:
             print(f"  {r.file}: {r.image_key}: {r.reason}")
+    for note in report.notes:
+        print(f"note: {note}")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -69,6 +71,7 @@ def _build(args: argparse.Namespace) -> int:
         args.out,
         conversions,
         max_shard_bytes=int(args.max_shard_mb * MB),
+        validation_fraction=args.validation_fraction,
         restart=args.restart,
         repo_id=args.repo,
     )
@@ -91,7 +94,7 @@ def _images(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     manifest = verify_dataset(args.out)
-    for name, entry in manifest["configs"].items():
+    for name, entry in manifest["families"].items():
         for split, info in entry["splits"].items():
             print(f"{name}/{split}: {info['num_rows']} rows in {len(info['shards'])} shards: OK")
     return 0
@@ -141,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--release", type=Path, nargs="*", default=[], help="CameraHMR *-release.npz")
     p.add_argument("--smpl-model-dir", help="SMPL model folder (fills body_height)")
     p.add_argument("--kid-template", help="smpl_kid_template.npy (the 11th shape direction)")
+    p.add_argument(
+        "--validation-fraction", type=float, default=VALIDATION_FRACTION,
+        help="share of images held out as the validation split (default %(default)s)",
+    )  # fmt: skip
     p.set_defaults(run=_build)
 
     p = sub.add_parser("images", help="write the images config from local images")

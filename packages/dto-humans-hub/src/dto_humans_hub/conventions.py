@@ -14,6 +14,11 @@ removed, renamed or changes meaning; class-label lists are only ever appended to
 
 DATASET_NAME = "dto-humans"
 
+REPO_ID = "gouba2333/DTO-Humans"
+"""The dataset's home on the Hugging Face Hub: the default of `apps/publish dataset`, of the
+card's snippets and of `checkpoint` cards' training-data link. Named after the official
+repository (github.com/gouba2333/DTO-Humans), whose authors release the annotations."""
+
 NUM_BODY_JOINTS = 24
 """SMPL kinematic joints: axis-angle pose is (24, 3), global orientation first (SMPL)."""
 
@@ -79,8 +84,33 @@ MAX_SHARD_BYTES = 500_000_000
 """Upper bound of a shard's uncompressed Arrow size (`datasets` MAX_SHARD_SIZE, "500MB"). Shards
 split the data evenly, so every shard of a multi-shard split holds 250-500 MB."""
 
-ANNOTATIONS_CONFIG = "annotations"
-IMAGES_CONFIG = "images"
+MIN_SHARDS = 16
+"""Shards per (source, split) once it holds 16 x MIN_SHARD_ROWS rows or more, so that streaming
+with `DataLoader(num_workers=k)` (each worker reads whole shards) keeps k = 2, 4, 8 or 16
+workers busy on any one source; smaller parts get the largest power of two <= rows /
+MIN_SHARD_ROWS (at least 1)."""
+
+MIN_SHARD_ROWS = 1000
+"""Fewest images per shard when the shard count is raised to MIN_SHARDS (small sets stay one
+shard)."""
+
+ANNOTATIONS = "annotations"
+IMAGES = "images"
+FAMILIES = (ANNOTATIONS, IMAGES)
+"""Shard families: `data/annotations/<source>/` (no pixels) and `data/images/<source>/` (the same
+rows plus the original image bytes, built locally by users who hold the images)."""
+
+ALL_CONFIG = "all"
+"""The default config: every source's annotations. Each source also has its own config (its
+name, e.g. `coco`), and the images family is the `images` config."""
+
+SPLITS = ("train", "validation")
+
+VALIDATION_FRACTION = 0.01
+"""Share of images held out as the `validation` split: image i is held out iff
+hash(source/group) < fraction, so the split never changes when other images are added or
+removed. group: the image key; for InstaVariety the clip (the first folder under
+`insta-train/`), so that frames of one clip never straddle the splits."""
 
 DATA_LICENSE = "cc-by-nc-4.0"
 """Licence of the DTO-Humans annotations (upstream release)."""

@@ -26,11 +26,12 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from dto_humans_hub.card import card_configs
 from dto_humans_hub.checkpoint import CARD, CONFIG, checkpoint_files, render_model_card
-from dto_humans_hub.conventions import ANNOTATIONS_CONFIG
+from dto_humans_hub.conventions import ALL_CONFIG, ANNOTATIONS, FAMILIES, IMAGES, SOURCES
 from dto_humans_hub.writer import (
     MANIFEST,
-    STAGING_DIR,
+    family_shards,
     file_sha256,
     verify_dataset,
     write_atomic,
@@ -49,7 +50,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DATASET_PATTERNS = ("README.md", MANIFEST, "data/*/*.parquet", "figures/*.png")
+DATASET_PATTERNS = ("README.md", MANIFEST, "data/*/*/*.parquet", "figures/*.png")
 """The files of a built dataset that are published (staging and anything else stay local)."""
 
 
@@ -101,44 +102,52 @@ def _check_repo_id(repo_id: str) -> None:
 
 
 def plan_dataset_upload(root: str | os.PathLike[str], repo_id: str) -> UploadPlan:
-    """Check a built dataset (manifest checksums, card YAML, no loading script) and list the files
-    to publish; raises PublishError or DatasetVerificationError."""
+    """Check a built dataset (manifest checksums, card configs and counts, no loading script)
+    and list the files to publish; raises PublishError or DatasetVerificationError."""
     _check_repo_id(repo_id)
     root = Path(root)
     manifest = verify_dataset(root)
-    if ANNOTATIONS_CONFIG not in manifest["configs"]:
-        raise PublishError(f"{root}: no {ANNOTATIONS_CONFIG!r} config built")
+    if ANNOTATIONS not in manifest["families"]:
+        raise PublishError(f"{root}: no {ANNOTATIONS!r} config built")
     if not (root / "README.md").is_file():
-        raise PublishError(f"{root}: no README.md (dataset card); run the build's card step")
-    card = DatasetCard.load(root / "README.md")
-    declared = {c["config_name"] for c in card.data.to_dict().get("configs", [])}
-    if declared != set(manifest["configs"]):
+        raise PublishError(f"{root}: no README.md (dataset card); run `dto-humans-hub stats`")
+    card = DatasetCard.load(root / "README.md").data.to_dict()
+    declared = {c["config_name"] for c in card.get("configs", [])}
+    expected = {c.name: c for c in card_configs(manifest)}
+    if declared != set(expected):
         raise PublishError(
             f"{root}/README.md declares configs {sorted(declared)} but the manifest has "
-            f"{sorted(manifest['configs'])}; re-render the card"
+            f"{sorted(expected)}; re-render the card (`dto-humans-hub stats`)"
         )
+    infos = card.get("dataset_info", [])
+    for info in infos if isinstance(infos, list) else [infos]:
+        config = expected[info.get("config_name", ALL_CONFIG)]
+        for split in info.get("splits", []):
+            rows = sum(s["num_rows"] for s in config.shards.get(split["name"], []))
+            if split["num_examples"] != rows:
+                raise PublishError(
+                    f"{root}/README.md says {config.name}/{split['name']} has "
+                    f"{split['num_examples']} rows, the shards hold {rows}; re-render the card "
+                    "(`dto-humans-hub stats`)"
+                )
     scripts = sorted(p.name for p in root.glob("*.py"))
     if scripts:
         raise PublishError(f"{root}: Python files at the root {scripts} would be taken for a "
                            "dataset loading script, which datasets >= 4 refuses")  # fmt: skip
-    checksums = {
-        s["path"]: s["sha256"]
-        for entry in manifest["configs"].values()
-        for split in entry["splits"].values()
-        for s in split["shards"]
-    }
+    checksums = {s["path"]: s["sha256"] for f in FAMILIES for s in family_shards(manifest, f)}
     files = []
     for pattern in DATASET_PATTERNS:
         for path in sorted(root.glob(pattern)):
             rel = path.relative_to(root).as_posix()
             sha = checksums.get(rel) or file_sha256(path)
             files.append(UploadFile(rel, path.stat().st_size, sha))
+    planned = {f.path for f in files}
     others = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
         if p.is_file()
-        and not p.relative_to(root).as_posix().startswith(STAGING_DIR)
-        and p.relative_to(root).as_posix() not in {f.path for f in files}
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.relative_to(root).as_posix() not in planned
     )
     notes = (f"not published (not part of a dataset): {others}",) if others else ()
     return UploadPlan(root, repo_id, "dataset", tuple(files), notes)
@@ -220,32 +229,46 @@ def publish(
     return todo
 
 
+def _config_patterns(config: str) -> str:
+    """The shard folder of a card config: `all`, a source name or `images`."""
+    if config == ALL_CONFIG:
+        return f"data/{ANNOTATIONS}/*/*"
+    if config in SOURCES:
+        return f"data/{ANNOTATIONS}/{config}/*"
+    if config == IMAGES:
+        return f"data/{IMAGES}/*/*"
+    raise PublishError(f"unknown config {config!r}: one of {[ALL_CONFIG, *SOURCES, IMAGES]}")
+
+
 def download_dataset(
     repo_id: str,
     *,
     local_dir: str | os.PathLike[str] | None = None,
     revision: str | None = None,
-    configs: tuple[str, ...] = (ANNOTATIONS_CONFIG,),
+    configs: tuple[str, ...] = (ALL_CONFIG,),
     local_files_only: bool = False,
 ) -> Path:
     """Download the card, manifest, figures and the given configs' shards (`snapshot_download`)
-    and check the shards of those configs against the manifest's sha256. Returns the folder."""
+    and check every downloaded shard against the manifest's sha256. Returns the folder."""
+    patterns = [_config_patterns(c) for c in configs]
     path = Path(
         snapshot_download(
             repo_id,
             repo_type="dataset",
             revision=revision,
             local_dir=local_dir,
-            allow_patterns=["README.md", MANIFEST, "figures/*", *(f"data/{c}/*" for c in configs)],
+            allow_patterns=["README.md", MANIFEST, "figures/*", *patterns],
             local_files_only=local_files_only,
         )
     )
-    entries = json.loads((path / MANIFEST).read_text())["configs"]
+    manifest = json.loads((path / MANIFEST).read_text())
+    declared = {c.name: c for c in card_configs(manifest)}
     for config in configs:
-        if config not in entries:
-            raise PublishError(f"{repo_id}: no {config!r} config (has {sorted(entries)})")
-        for split in entries[config]["splits"].values():
-            for shard in split["shards"]:
-                if file_sha256(path / shard["path"]) != shard["sha256"]:
+        if config not in declared:
+            raise PublishError(f"{repo_id}: no {config!r} config (has {sorted(declared)})")
+        for shards in declared[config].shards.values():
+            for shard in shards:
+                file = path / shard["path"]
+                if not file.is_file() or file_sha256(file) != shard["sha256"]:
                     raise PublishError(f"{repo_id}: {shard['path']} differs from the manifest")
     return path

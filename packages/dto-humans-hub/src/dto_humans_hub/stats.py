@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from dto_core.priors import PAPER_PRIORS, PriorClass
-from dto_humans_hub.conventions import AGE_GROUPS, ANNOTATIONS_CONFIG, DTO_STATUSES, SOURCES
-from dto_humans_hub.writer import read_manifest, write_atomic
+from dto_humans_hub.conventions import AGE_GROUPS, ANNOTATIONS, DTO_STATUSES, SOURCES
+from dto_humans_hub.writer import family_shards, read_manifest, write_atomic
 
 __all__ = [
     "CROWD_SIZE",
@@ -80,12 +80,12 @@ class DatasetStatistics:
 def compute_statistics(
     root: str | os.PathLike[str], *, name: str | None = None
 ) -> DatasetStatistics:
-    """Statistics of a built dataset's annotations (reads only the needed columns)."""
+    """Statistics of a built dataset's annotations, all splits (reads only the needed columns)."""
     root = Path(root)
     manifest = read_manifest(root)
-    if ANNOTATIONS_CONFIG not in manifest["configs"]:
-        raise FileNotFoundError(f"{root}: no {ANNOTATIONS_CONFIG!r} config built")
-    shards = manifest["configs"][ANNOTATIONS_CONFIG]["splits"]["train"]["shards"]
+    if ANNOTATIONS not in manifest["families"]:
+        raise FileNotFoundError(f"{root}: no {ANNOTATIONS!r} config built")
+    shards = family_shards(manifest, ANNOTATIONS)
     columns = ["source", "num_people", "fov_y", "dto_status", "body_height", "age_group"]
     tables = [pq.read_table(root / s["path"], columns=columns) for s in shards]
 
