@@ -49,9 +49,10 @@ def main() -> None:
                 stream = datasets.load_dataset(repo, config, split=split, streaming=True)
                 streamed = list(stream.with_format("numpy"))
                 result["stream_equal"] &= same(streamed, rows)
-                result["empty_shape"] = result.get("empty_shape") or [
-                    list(r["smpl_pose"].shape) for r in streamed if r["num_people"] == 0
-                ][:1]
+                result["empty_shape"] = (
+                    result.get("empty_shape")
+                    or [list(r["smpl_pose"].shape) for r in streamed if r["num_people"] == 0][:1]
+                )
     print(json.dumps(result))
 
 

@@ -20,6 +20,9 @@ from dto_humans_hub import (
     features,
     verify_dataset,
 )
+from dto_humans_hub.conventions import REPO_ID
+from dto_humans_hub.fixtures import write_released_opt
+from dto_humans_hub.hub import PublishError, plan_dataset_upload
 from dto_humans_hub.images import attach_images, find_missing_images
 from dto_humans_hub.schema import FIELDS, field_table_markdown
 from dto_humans_hub.stats import population_height_density
@@ -152,6 +155,33 @@ def test_card_yaml_and_field_table_follow_the_schema(built):
         png = (root / "figures" / f"{figure}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"figures/{figure}.png" in card.text
+
+
+def test_synthetic_builds_are_marked_and_never_published_as_the_real_dataset(
+    tmp_path, built, opt_annots
+):
+    root, _ = built  # from a fixture file: synthetic
+    card = DatasetCard.load(root / "README.md")
+    assert "SYNTHETIC TEST DATA, NOT DTO-Humans" in card.text and "synthetic" in card.data.tags
+    assert card.data.pretty_name == "DTO-Humans (SYNTHETIC test data)"
+    with pytest.raises(PublishError, match=rf"synthetic fixture files .* as {REPO_ID}, the real"):
+        plan_dataset_upload(root, REPO_ID)
+    plan_dataset_upload(root, "acme/dto-humans-synthetic")
+    assert "is NaN for every person" not in card.text  # built with a body model
+
+    real = write_released_opt(
+        tmp_path / "r" / "COCO_CHMR_SMPL_OPT.npz", opt_annots, synthetic=False
+    )
+    build_dataset(tmp_path / "real", convert_released_opt(real))  # no SMPL model given
+    card = DatasetCard.load(tmp_path / "real" / "README.md")
+    assert "SYNTHETIC" not in card.text and "synthetic" not in card.data.tags
+    assert f'load_dataset("{REPO_ID}", split="train")' in card.text  # the default home
+    assert "`body_height` is NaN for every person" in card.text and "--smpl-model-dir" in card.text
+    plan_dataset_upload(tmp_path / "real", REPO_ID)
+
+    (tmp_path / "real" / "README.md").write_text(card.text.replace(REPO_ID, "<org>/dto-humans"))
+    with pytest.raises(PublishError, match=r"placeholders <org>.*dto-humans-hub stats"):
+        plan_dataset_upload(tmp_path / "real", REPO_ID)
 
 
 def test_statistics_count_what_is_there(built):

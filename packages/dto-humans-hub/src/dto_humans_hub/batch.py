@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from dto_core.camera import fov_from_focal
 from dto_humans_hub.conventions import (
+    ALL_PEOPLE_ANNOTATED,
     NUM_BETAS,
     NUM_BODY_JOINTS,
     NUM_KEYPOINTS,
@@ -198,6 +199,10 @@ class AnnotationBatch:
         h = np.where(self.height > 0, self.height, np.nan).astype(np.float64)
         return fov_from_focal(self.intrinsics[:, 1, 1], h).astype(np.float32)
 
+    def all_people_annotated(self) -> np.ndarray:
+        """(M,) bool: every person of the image is annotated (by source, ALL_PEOPLE_ANNOTATED)."""
+        return np.array([ALL_PEOPLE_ANNOTATED[name] for name in SOURCES])[self.source]
+
     def to_arrow(self, image_bytes: Sequence[bytes] | None = None) -> pa.Table:
         """The rows as an Arrow table with the schema of `features(images=...)` (storage types of
         the `datasets` extension arrays built directly from the flat arrays)."""
@@ -209,6 +214,7 @@ class AnnotationBatch:
             "image_key": pa.array(self.image_key.tolist(), pa.string()),
             "fov_y": pa.array(self.fov_y()),
             "num_people": pa.array(self.num_people.astype(np.int16)),
+            "all_people_annotated": pa.array(self.all_people_annotated()),
         }
         for name in IMAGE_ARRAYS:
             columns[name] = _nest(getattr(self, name), schema.field(name).type, None)

@@ -273,6 +273,7 @@ def build_dataset(
         )
         return {
             **entry,
+            "synthetic": conv.synthetic,
             "validation_fraction": validation_fraction,
             "inputs": [asdict(f) for f in conv.inputs],
             "rejected": [asdict(r) for r in conv.rejected],

@@ -27,7 +27,7 @@ from dto_humans_hub.conventions import (
     SPLITS,
 )
 from dto_humans_hub.schema import features, field_table_markdown
-from dto_humans_hub.stats import FIGURES, compute_statistics, plot_statistics
+from dto_humans_hub.stats import FIGURES, NO_HEIGHTS, compute_statistics, plot_statistics
 from dto_humans_hub.writer import family_shards, read_manifest, write_atomic
 
 __all__ = ["CardConfig", "card_configs", "render_card", "write_card"]
@@ -180,6 +180,16 @@ def _stats_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _height_note(summary: dict[str, Any]) -> str:
+    if summary.get("people") and summary.get("body_height_m_p5_p50_p95") is None:
+        reason = NO_HEIGHTS.replace("\n", " ")
+        return (
+            f"`body_height` is NaN for every person, so the height figure is empty: {reason}. "
+            "The annotations themselves are complete; heights are a function of the betas.\n"
+        )
+    return ""
+
+
 def render_card(
     root: str | os.PathLike[str],
     *,
@@ -211,11 +221,26 @@ def render_card(
         validation_percent=f"{100 * annotations.get('validation_fraction', 0):g}",
         field_table=field_table_markdown(),
         stats_table=_stats_table(summary),
+        height_note=_height_note(summary),
         figures=figures,
         num_rejected=len(annotations.get("rejected", [])),
     )
-    data = _card_data(manifest, pretty_name, synthetic=False)
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    synthetic = bool(annotations.get("synthetic"))
+    if synthetic:
+        pretty_name = f"{pretty_name} (SYNTHETIC test data)"
+    data = _card_data(manifest, pretty_name, synthetic=synthetic)
+    banner = _banner(manifest) if synthetic else ""
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{banner}{body}")
+
+
+def _banner(manifest: dict[str, Any]) -> str:
+    names = [f["name"] for f in manifest["families"][ANNOTATIONS]["inputs"] if f.get("synthetic")]
+    return (
+        "> **SYNTHETIC TEST DATA, NOT DTO-Humans.** Built from synthetic files written by "
+        f"`dto_humans_hub.fixtures` ({', '.join(names)}): the numbers are random, only the "
+        "formats are real. `apps/publish` refuses to publish it as "
+        f"`{REPO_ID}`.\n\n"
+    )
 
 
 def write_card(

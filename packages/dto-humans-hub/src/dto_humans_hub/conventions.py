@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dto_core.optimize import PersonStatus
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 """Version of the row schema (`dto_humans_hub.schema`). Bump the major number when a column is
 removed, renamed or changes meaning; class-label lists are only ever appended to."""
 
@@ -49,9 +49,19 @@ KEY_PATH_DEPTH = {"coco": 1, "mpii": 1, "aic": 1, "insta": 3}
 """Trailing path components of CameraHMR's `imgname` that form the image key (DTO-Humans code:
 `dir_depth` 3 for InstaVariety, 1 otherwise)."""
 
-ANNOTATION_SOURCES = ("dto_humans_release", "camerahmr_release", "dto_run")
-"""Where a row's annotation comes from: the released `*_CHMR_SMPL_OPT.npz` (DTO-Humans), CameraHMR's
-`*-release.npz` 4D-Humans pGT (the paper's "w. 4D" baseline), or a DTO run of this project."""
+ANNOTATION_SOURCES = ("dto_humans_release", "camerahmr_release", "dto_run", "dto_official_run")
+"""Where a row's annotation comes from: the released `*_CHMR_SMPL_OPT.npz` (DTO-Humans);
+CameraHMR's 4D-Humans pGT, not optimised by DTO (its `*-release.npz`, or MA-HMR's per-image
+`*_CHMR_SMPL.npz` of it: the paper's "w. 4D" baseline); a DTO run of this project; or a
+`*_opt.npz` written by the official DTO code (`dto_framework.py`)."""
+
+ALL_PEOPLE_ANNOTATED = {"coco": True, "mpii": False, "aic": True, "insta": True}
+"""MA-HMR's `detect_all_people` per source: False where not every person of an image is
+annotated (MPII), so a detector must not learn unmatched people as background there."""
+
+SYNTHETIC_MARKER = "__synthetic__"
+"""Entry that `dto_humans_hub.fixtures` adds to every synthetic file it writes; a dataset built
+from such a file is marked synthetic in its manifest and card and never published as REPO_ID."""
 
 AGE_GROUPS = ("baby", "kid", "teen", "adult")
 """Age groups of the height priors: < 3, 3-8, 8-15, >= 15 years (paper supp. Sec. 6.4)."""
@@ -67,9 +77,11 @@ DEPTH_GROUPS = ("near", "far")
 PERSON_STATUSES = tuple(s.name.lower() for s in PersonStatus if s != PersonStatus.REMOVED)
 """`dto_core.optimize.PersonStatus` names; removed persons never reach the dataset."""
 
-DTO_STATUSES = ("not_run", "kept", "rejected_score", "not_optimised")
+DTO_STATUSES = ("not_run", "kept", "rejected_score", "not_optimised", "optimised")
 """Per image: no DTO (a teacher-only pGT), kept by the posterior filter, rejected by it (score
->= 1.5), or no group optimised >= 2 persons. The released DTO-Humans holds kept images only."""
+>= 1.5), no group optimised >= 2 persons, or optimised with the filter's outcome not recorded (an
+official `*_opt.npz` written with `--save_all_annots True`). The released DTO-Humans holds kept
+images only."""
 
 POSTERIOR_SCORE_THRESHOLD = 1.5
 """DTO-Humans keeps an image iff its mean standardized residual is below this (paper Sec. 3.3)."""

@@ -4,9 +4,10 @@ Uploads go through `HfApi.create_repo` + `HfApi.upload_folder` (with `hf_xet`, t
 Hub, a pipelined, multi-commit upload that resumes when re-run). On top of that, files already on
 the remote with the same content (sha256 for LFS files, the git blob id otherwise) are skipped, so
 re-running an interrupted publish only sends what is missing, and the card goes last, after the
-data it describes. Tokens come from `HF_TOKEN` or `hf auth login` (or an explicit argument) and
-are never printed or logged. `HF_ENDPOINT` (read by huggingface_hub at import) selects a mirror or
-a test server.
+data it describes, in one commit with the deletion of remote data files of an older build (a
+rebuild with other shard names would otherwise leave them to be read with the new ones).
+Tokens come from `HF_TOKEN` or `hf auth login` (or an explicit argument) and are never printed
+or logged. `HF_ENDPOINT` (read by huggingface_hub at import) selects a mirror or a test server.
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from huggingface_hub import DatasetCard, HfApi, get_token, snapshot_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    DatasetCard,
+    HfApi,
+    get_token,
+    snapshot_download,
+)
 from huggingface_hub.errors import (
     EntryNotFoundError,
     RepositoryNotFoundError,
@@ -28,7 +37,8 @@ from huggingface_hub.errors import (
 
 from dto_humans_hub.card import card_configs
 from dto_humans_hub.checkpoint import CARD, CONFIG, checkpoint_files, render_model_card
-from dto_humans_hub.conventions import ALL_CONFIG, ANNOTATIONS, FAMILIES, IMAGES, SOURCES
+from dto_humans_hub.conventions import ALL_CONFIG, ANNOTATIONS, FAMILIES, IMAGES, REPO_ID, SOURCES
+from dto_humans_hub.convert import some
 from dto_humans_hub.writer import (
     MANIFEST,
     family_shards,
@@ -42,6 +52,7 @@ __all__ = [
     "UploadFile",
     "UploadPlan",
     "download_dataset",
+    "find_placeholders",
     "plan_checkpoint_upload",
     "plan_dataset_upload",
     "publish",
@@ -56,6 +67,33 @@ DATASET_PATTERNS = ("README.md", MANIFEST, "data/*/*/*.parquet", "figures/*.png"
 
 class PublishError(ValueError):
     """A folder is not fit to publish."""
+
+
+_HTML_TAGS = (
+    "a|abbr|b|br|code|details|div|em|h[1-6]|hr|i|img|kbd|li|ol|p|pre|small|span|strong|sub|"
+    "summary|sup|table|tbody|td|th|thead|tr|u|ul"
+)
+PLACEHOLDER = re.compile(
+    rf"<(?!/?(?:{_HTML_TAGS})\b)[A-Za-z][\w.-]*>"  # <org>, <repo>, <tag>, <your-name>
+    r"|\{\{.*?\}\}"  # an unrendered template field
+    r"|\[More Information Needed\]"  # huggingface_hub's card template filler
+    r"|\bORG/NAME\b"
+)
+"""Text a card template leaves for a person to fill in; none of it may reach the Hub."""
+
+
+def find_placeholders(text: str) -> list[str]:
+    """The distinct unresolved placeholders in a card, in order of appearance."""
+    return list(dict.fromkeys(m.group(0) for m in PLACEHOLDER.finditer(text)))
+
+
+def _check_card(path: Path, fix: str) -> None:
+    found = find_placeholders(path.read_text(encoding="utf-8", errors="replace"))
+    if found:
+        raise PublishError(
+            f"{path} still holds placeholders {', '.join(found[:5])}: nothing with placeholders "
+            f"goes on the Hub; {fix}"
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +149,18 @@ def plan_dataset_upload(root: str | os.PathLike[str], repo_id: str) -> UploadPla
         raise PublishError(f"{root}: no {ANNOTATIONS!r} config built")
     if not (root / "README.md").is_file():
         raise PublishError(f"{root}: no README.md (dataset card); run `dto-humans-hub stats`")
+    annotations = manifest["families"][ANNOTATIONS]
+    if annotations.get("synthetic") and repo_id.lower() == REPO_ID.lower():
+        inputs = [f["name"] for f in annotations["inputs"] if f.get("synthetic")]
+        raise PublishError(
+            f"{root} was built from synthetic fixture files ({some(inputs)}): it must not be "
+            f"published as {REPO_ID}, the real dataset; publish it under another repo id, or "
+            "build from the released files"
+        )
+    _check_card(
+        root / "README.md", f"re-render it with the repo id: `dto-humans-hub stats {root} --repo "
+        f"{repo_id}`",
+    )  # fmt: skip
     card = DatasetCard.load(root / "README.md").data.to_dict()
     declared = {c["config_name"] for c in card.get("configs", [])}
     expected = {c.name: c for c in card_configs(manifest)}
@@ -161,6 +211,11 @@ def plan_checkpoint_upload(directory: str | os.PathLike[str], repo_id: str) -> U
         UploadFile(p.relative_to(directory).as_posix(), p.stat().st_size, file_sha256(p))
         for p in checkpoint_files(directory)
     ]
+    if (directory / CARD).is_file():
+        _check_card(
+            directory / CARD,
+            f"fill them in, or delete {CARD} and publish generates a card for {repo_id}",
+        )
     notes = () if (directory / CARD).is_file() else (f"no {CARD}: a model card is generated",)
     return UploadPlan(directory, repo_id, "model", tuple(files), notes)
 
@@ -214,19 +269,49 @@ def publish(
         plan = plan_checkpoint_upload(plan.folder, plan.repo_id)
     same = _unchanged(api, plan, revision)
     todo = [f.path for f in plan.files if f.path not in same]
-    logger.info("%d files up to date, %d to upload", len(same), len(todo))
+    stale = _stale(api, plan, revision)
+    logger.info("%d files up to date, %d to upload, %d to delete", len(same), len(todo), len(stale))
     message = commit_message or f"Upload {plan.repo_type} with dto-humans-hub"
-    for batch in ([p for p in todo if p != CARD], [p for p in todo if p == CARD]):
-        if batch:
-            api.upload_folder(
-                folder_path=plan.folder,
-                repo_id=plan.repo_id,
-                repo_type=plan.repo_type,
-                revision=revision,
-                allow_patterns=batch,
-                commit_message=message,
-            )
+    data = [p for p in todo if p != CARD]
+    if data:
+        api.upload_folder(
+            folder_path=plan.folder,
+            repo_id=plan.repo_id,
+            repo_type=plan.repo_type,
+            revision=revision,
+            allow_patterns=data,
+            commit_message=message,
+        )
+    # the card and the removal of files of an older build: one commit, after the data
+    operations: list[CommitOperationAdd | CommitOperationDelete] = [
+        CommitOperationDelete(path_in_repo=p) for p in stale
+    ]
+    if CARD in todo:
+        operations.append(CommitOperationAdd(CARD, str(plan.folder / CARD)))
+    if operations:
+        api.create_commit(
+            plan.repo_id,
+            operations,
+            commit_message=message,
+            repo_type=plan.repo_type,
+            revision=revision,
+        )
     return todo
+
+
+def _stale(api: HfApi, plan: UploadPlan, revision: str | None) -> list[str]:
+    """Remote data files (dataset shards and figures, checkpoint weights) the plan does not hold:
+    left from an older build, they would be read with the new ones."""
+    try:
+        remote = api.list_repo_files(plan.repo_id, repo_type=plan.repo_type, revision=revision)
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        return []
+    mine = {f.path for f in plan.files}
+    if plan.repo_type == "dataset":
+        ours = [p for p in remote if p.startswith(("data/", "figures/"))]
+    else:
+        ours = [p for p in remote if p.endswith((".safetensors", ".safetensors.index.json"))]
+    return sorted(p for p in ours if p not in mine)
 
 
 def _config_patterns(config: str) -> str:

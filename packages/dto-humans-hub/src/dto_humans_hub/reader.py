@@ -37,15 +37,17 @@ __all__ = [
 
 TRAIN_COLUMNS: tuple[str, ...] = (
     "source", "image_key", "width", "height", "intrinsics", "num_people", "dto_status",
-    "smpl_pose", "smpl_betas", "transl_cam",
+    "all_people_annotated", "smpl_pose", "smpl_betas", "transl_cam",
 )  # fmt: skip
 """What a 3D-supervised trainer reads per image: where the image is (`source`, `image_key`), its
-size and camera, and per person the SMPL pose, shape and camera-frame translation. The unread
-columns (keypoints_2d alone is 132 floats per person) are never converted."""
+size and camera, MA-HMR's flags (`3d_valid` is `dto_status == kept`, `detect_all_people` is
+`all_people_annotated`), and per person the SMPL pose, shape and camera-frame translation. The
+unread columns (keypoints_2d alone is 132 floats per person) are never converted."""
 
 DERIVED_ARRAYS: dict[str, tuple[tuple[int, ...], type]] = {
     "fov_y": ((), np.float32),
     "num_people": ((), np.int16),
+    "all_people_annotated": ((), np.bool_),
 }
 """Per-image columns stored in the shards but not held by `AnnotationBatch`."""
 

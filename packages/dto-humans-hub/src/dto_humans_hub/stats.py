@@ -23,6 +23,7 @@ from dto_humans_hub.writer import family_shards, read_manifest, write_atomic
 
 __all__ = [
     "CROWD_SIZE",
+    "NO_HEIGHTS",
     "POPULATION_MAX_AGE",
     "DatasetStatistics",
     "compute_statistics",
@@ -38,6 +39,12 @@ CROWD_SIZE = 10
 
 AGE_BIN_EDGES = (0.0, 3.0, 8.0, 15.0, POPULATION_MAX_AGE)
 """Age groups baby / kid / teen / adult in years (dto_core.priors.AGE_SPLIT)."""
+
+NO_HEIGHTS = (
+    "no body heights: built without a SMPL model\n(give --smpl-model-dir and --kid-template)"
+)
+"""Said on the height figure, and in the card, when every `body_height` is NaN: the release
+files hold betas, not heights, which need the (licensed) SMPL model."""
 
 FIGURES = {
     "persons": "figures/persons_per_image.png",
@@ -209,6 +216,10 @@ def plot_statistics(
         h = s.body_height[np.isfinite(s.body_height)]
         if h.size:
             ax.hist(h, bins=bins, density=True, alpha=0.6, color=color, label=s.name)
+        elif s.num_people:
+            ax.text(0.03, 0.8 if s is stats else 0.62, f"{s.name}: {NO_HEIGHTS}", ha="left",
+                    va="top", fontsize=8, transform=ax.transAxes,
+                    bbox={"facecolor": "white", "edgecolor": color})  # fmt: skip
     ax.plot(grid, population_height_density(grid), "k-", label="uniform-age population (0-80 y)")
     ax.set_xlabel("body height (m)")
     ax.set_ylabel("density (1/m)")
