@@ -24,6 +24,7 @@ from dto_humans_hub.fixtures import (
     write_camerahmr_release,
     write_released_opt,
 )
+from dto_humans_hub.hub import plan_dataset_upload
 
 _spec = importlib.util.spec_from_file_location(
     "hub_harness", Path(__file__).parent / "hub_server" / "harness.py"
@@ -136,6 +137,26 @@ def test_download_verifies_against_the_manifest(hub, dataset_dir, tmp_path):
         offline,
     )
     assert again == str(tmp_path / "dl")
+
+
+@pytest.mark.slow
+def test_republishing_a_rebuild_deletes_the_old_shards(hub, tmp_path):
+    opt = write_released_opt(tmp_path / "COCO_CHMR_SMPL_OPT.npz", synthetic_opt_annots(40, seed=3))
+    root = tmp_path / "ds"
+    env = harness.client_env(hub, tmp_path / "home", token=TOKEN)
+    listing = (
+        "import json\nfrom huggingface_hub import HfApi\n"
+        "print(json.dumps(sorted(HfApi().list_repo_files('org/rebuilt', repo_type='dataset'))))"
+    )
+    for shard_bytes in (40_000, 10**9):  # many shards, then one
+        build_dataset(root, convert_released_opt(opt), max_shard_bytes=shard_bytes,
+                      validation_fraction=0, figures=False)  # fmt: skip
+        harness.run([*PUBLISH, "dataset", str(root), "--repo", "org/rebuilt"], env)
+        remote = [p for p in harness.python(listing, env) if not p.startswith(".")]
+        assert remote == sorted(f.path for f in plan_dataset_upload(root, "org/rebuilt").files)
+    assert [p for p in remote if p.endswith(".parquet")] == [
+        "data/annotations/coco/train-00000-of-00001.parquet"
+    ]
 
 
 @pytest.mark.slow
