@@ -260,10 +260,9 @@ def convert_released_opt(
     if annots.shape != () or not isinstance(annots.item(), dict):
         raise AnnotationFileError(f"{path}: 'annots' must hold one dict image_key -> people")
     annots = annots.item()
-    label = _released_provenance(path, annots, annotation)
-
     keys: list[str] = []
     counts: list[int] = []
+    beta_sizes: set[int] = set()
     pose, betas, transl, focal, principal = [], [], [], [], []
     reasons: dict[int, str] = {}
     for key, people in annots.items():
@@ -281,6 +280,7 @@ def convert_released_opt(
                         raise ValueError(
                             f"smpl_param.shape has shape {shape.shape}, expected (11,)"
                         )
+                    beta_sizes.add(len(shape))
                     rows.append((
                         _check_shape(smpl["pose"], (3 * NUM_BODY_JOINTS,), "smpl_param.pose"),
                         _pad_betas(shape[None].astype(np.float64))[0],
@@ -306,6 +306,7 @@ def convert_released_opt(
         focal.append(rows[0][3] if rows else np.full(2, np.nan))
         principal.append(rows[0][4] if rows else np.full(2, np.nan))
 
+    label = _released_provenance(path, beta_sizes, annotation)
     offsets = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     p = int(offsets[-1])
@@ -349,30 +350,23 @@ def convert_released_opt(
     return _finish(batch, reasons, _input_file(path, len(keys), arrays), keys)
 
 
-def _released_provenance(path: Path, annots: dict, annotation: str | None) -> str:
+def _released_provenance(path: Path, beta_sizes: set[int], annotation: str | None) -> str:
     """DTO-Humans (11 betas, `*_CHMR_SMPL_OPT.npz`) or CameraHMR's pGT (10 betas,
-    `*_CHMR_SMPL.npz`), from the betas and the name; `annotation` overrides both."""
+    `*_CHMR_SMPL.npz`), from the people's numbers of betas and the file name; `annotation`
+    overrides both."""
     labels = ("dto_humans_release", "camerahmr_release")
     if annotation is not None:
         if annotation not in labels:
             raise ValueError(f"{path}: annotation must be one of {labels}, got {annotation!r}")
         return annotation
-    sizes = set()
-    for people in annots.values():
-        for person in people if isinstance(people, list | tuple) else ():
-            try:
-                sizes.add(np.asarray(person["smpl_param"]["shape"]).shape)
-            except (KeyError, TypeError):
-                continue
-    by_betas = {(NUM_BETAS,): labels[0], (NUM_SMPL_BETAS,): labels[1]}.get(next(iter(sizes), None))
-    if len(sizes) > 1:
-        by_betas = None
+    by_size = {NUM_BETAS: labels[0], NUM_SMPL_BETAS: labels[1]}
+    by_betas = by_size[next(iter(beta_sizes))] if len(beta_sizes) == 1 else None
     name = path.name.upper()
     by_name = labels[0] if "_OPT" in name else labels[1] if "_CHMR_SMPL" in name else None
     if by_betas and by_name and by_betas != by_name:
         raise AnnotationFileError(
-            f"{path}: the name says {by_name} but the people have {sorted(sizes)[0][0]} betas "
-            f"({by_betas}); pass annotation= (--annotation) to say which it is"
+            f"{path}: the name says {by_name} but the people have {next(iter(beta_sizes))} "
+            f"betas ({by_betas}); pass annotation= (--annotation) to say which it is"
         )
     label = by_betas or by_name
     if label is None:
