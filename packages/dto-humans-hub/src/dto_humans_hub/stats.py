@@ -18,7 +18,13 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from dto_core.priors import PAPER_PRIORS, PriorClass
-from dto_humans_hub.conventions import AGE_GROUPS, ANNOTATIONS, DTO_STATUSES, SOURCES
+from dto_humans_hub.conventions import (
+    AGE_GROUPS,
+    ANNOTATION_SOURCES,
+    ANNOTATIONS,
+    DTO_STATUSES,
+    SOURCES,
+)
 from dto_humans_hub.writer import family_shards, read_manifest, write_atomic
 
 __all__ = [
@@ -55,13 +61,14 @@ FIGURES = {
 
 @dataclass(frozen=True)
 class DatasetStatistics:
-    """Per image: people (M,), fov_y (M,) rad, source (M,), dto_status (M,); per person:
-    body_height (P,) m and age_group (P,) (-1 unknown)."""
+    """Per image: people (M,), fov_y (M,) rad, source (M,), annotation (M,), dto_status (M,);
+    per person: body_height (P,) m and age_group (P,) (-1 unknown)."""
 
     name: str
     people: np.ndarray
     fov_y: np.ndarray
     source: np.ndarray
+    annotation: np.ndarray
     dto_status: np.ndarray
     body_height: np.ndarray
     age_group: np.ndarray
@@ -93,7 +100,9 @@ def compute_statistics(
     if ANNOTATIONS not in manifest["families"]:
         raise FileNotFoundError(f"{root}: no {ANNOTATIONS!r} config built")
     shards = family_shards(manifest, ANNOTATIONS)
-    columns = ["source", "num_people", "fov_y", "dto_status", "body_height", "age_group"]
+    columns = [
+        "source", "annotation", "num_people", "fov_y", "dto_status", "body_height", "age_group"
+    ]
     tables = [pq.read_table(root / s["path"], columns=columns) for s in shards]
 
     def image_col(col: str) -> np.ndarray:
@@ -108,6 +117,7 @@ def compute_statistics(
         people=image_col("num_people").astype(np.int64),
         fov_y=image_col("fov_y").astype(np.float64),
         source=image_col("source").astype(np.int64),
+        annotation=image_col("annotation").astype(np.int64),
         dto_status=image_col("dto_status").astype(np.int64),
         body_height=person_col("body_height").astype(np.float64),
         age_group=person_col("age_group").astype(np.int64),
@@ -133,6 +143,11 @@ def _with_summary(s: DatasetStatistics) -> DatasetStatistics:
             name: int(np.sum(s.source == i))
             for i, name in enumerate(SOURCES)
             if (s.source == i).any()
+        },
+        "images_per_annotation": {
+            name: int(np.sum(s.annotation == i))
+            for i, name in enumerate(ANNOTATION_SOURCES)
+            if (s.annotation == i).any()
         },
         "images_per_dto_status": {
             name: int(np.sum(s.dto_status == i))
