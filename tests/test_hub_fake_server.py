@@ -98,7 +98,7 @@ def test_publish_dataset_then_load_normal_and_streaming(hub, dataset_dir, tmp_pa
     assert result == {
         "configs": ["all", "coco", "insta"], "normal_equal": True, "stream_equal": True,
         "rows": 80, "empty_shape": [[0, 24, 3]],
-        "splits": {"all": splits, "coco": splits, "insta": ["train"]},  # one clip: one split
+        "splits": {"all": splits, "coco": splits},
     }  # fmt: skip
     log = harness.server_log(hub)
     assert any(e["range"] for e in log if "/resolve/" in e["path"])  # streaming used ranges

@@ -40,6 +40,7 @@ from dto_humans_hub.swap import (
     build_lock,
     builds_dir,
     current_build,
+    dataset_path,
     remove_other_builds,
     switch_to,
 )
@@ -247,7 +248,7 @@ def build_dataset(
     finished shards (another input: StagedBuildError unless `restart`). An images config of the
     same annotations is kept. Raises DuplicateImageKeyError if two inputs share an image.
     """
-    root = Path(root)
+    root = dataset_path(root)
     conv = merge_conversions(
         [conversions] if isinstance(conversions, Conversion) else list(conversions)
     )
@@ -343,7 +344,7 @@ def build_images_config(
     on_missing: "raise" (MissingImagesError listing them) or "skip" (rows without an image are
     left out and listed in the manifest under `images.missing`).
     """
-    root = Path(root)
+    root = dataset_path(root)
     if current_build(root) is None:
         raise FileNotFoundError(f"{root}: no dataset built there; run `dto-humans-hub build` first")
     manifest = read_manifest(root)

@@ -27,6 +27,7 @@ __all__ = [
     "build_lock",
     "builds_dir",
     "current_build",
+    "dataset_path",
     "remove_other_builds",
     "switch_to",
 ]
@@ -49,6 +50,14 @@ def builds_dir(root: Path) -> Path:
 
 def _tmp_link(root: Path) -> Path:
     return root.parent / f".{root.name}.link.tmp"
+
+
+def dataset_path(root: str | os.PathLike[str]) -> Path:
+    """The absolute path of a dataset link (`.` and `..` resolved, links kept)."""
+    path = Path(os.path.abspath(root))
+    if not path.name:
+        raise DatasetFolderError(f"{root}: give the dataset's own path, e.g. out/dto-humans")
+    return path
 
 
 def current_build(root: Path) -> Path | None:
