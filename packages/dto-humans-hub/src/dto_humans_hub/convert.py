@@ -165,6 +165,13 @@ def body_heights(model: BodyModel, betas: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _heights(body_model: BodyModel | None, betas: np.ndarray) -> np.ndarray:
+    """(P,) T-pose heights m of betas (P, 11), or NaN without a body model."""
+    if body_model is None:
+        return np.full(len(betas), np.nan, np.float32)
+    return body_heights(body_model, np.nan_to_num(betas))
+
+
 def _pad_betas(betas: np.ndarray) -> np.ndarray:
     """(P, 10 or 11) -> (P, 11): 10-beta SMPL shapes get a zero kid coefficient (MA-HMR)."""
     if betas.shape[1] == NUM_BETAS:
@@ -326,11 +333,7 @@ def convert_released_opt(
     intrinsics[:, 0, 2], intrinsics[:, 1, 2] = principal_a[:, 0], principal_a[:, 1]
     intrinsics[:, 2, 2] = 1.0
     size = _size_from_principal_point(principal_a)
-    heights = (
-        body_heights(body_model, np.nan_to_num(betas_a))
-        if body_model is not None
-        else np.full(p, np.nan, np.float32)
-    )
+    heights = _heights(body_model, betas_a)
     dto = label == "dto_humans_release"
     batch = AnnotationBatch.create(
         image_key=keys,
@@ -465,11 +468,7 @@ def _convert_dto_output(
         DTO_STATUSES.index("not_optimised"),
     )
     size = _size_from_principal_point(k[:, :2, 2])
-    heights = (
-        body_heights(body_model, np.nan_to_num(betas_a))
-        if body_model is not None
-        else np.full(p, np.nan, np.float32)
-    )
+    heights = _heights(body_model, betas_a)
     batch = AnnotationBatch.create(
         image_key=keys,
         offsets=offsets,
@@ -607,11 +606,7 @@ def convert_camerahmr_release(
     half = 0.5 * BOX_SCALE_PX * scale[:, None]
     bbox = np.concatenate([center - half, center + half], axis=1)
     betas = _pad_betas(betas)
-    heights = (
-        body_heights(body_model, np.nan_to_num(betas))
-        if body_model is not None
-        else np.full(len(betas), np.nan, np.float32)
-    )
+    heights = _heights(body_model, betas)
     batch = AnnotationBatch.create(
         image_key=keys,
         offsets=offsets,
