@@ -24,6 +24,7 @@ from dto_humans_hub.fixtures import (
     write_camerahmr_release,
     write_released_opt,
 )
+from dto_humans_hub.hub import plan_dataset_upload
 
 _spec = importlib.util.spec_from_file_location(
     "hub_harness", Path(__file__).parent / "hub_server" / "harness.py"
@@ -52,7 +53,9 @@ def dataset_dir(tmp_path_factory) -> Path:
     )
     root = tmp / "ds"
     conversions = [convert_released_opt(opt), convert_camerahmr_release(release)]
-    build_dataset(root, conversions, max_shard_bytes=60_000, repo_id="org/dto-humans")
+    build_dataset(
+        root, conversions, max_shard_bytes=60_000, repo_id="org/dto-humans", validation_fraction=0.2
+    )
     return root
 
 
@@ -71,7 +74,7 @@ def test_publish_dataset_then_load_normal_and_streaming(hub, dataset_dir, tmp_pa
         [*PUBLISH, "dataset", str(dataset_dir), "--repo", "org/dto-humans", "--dry-run"], env
     )
     assert "dry run: nothing uploaded" in dry.stdout and "HF_TOKEN" in dry.stdout
-    assert "data/annotations/train-00000-of-" in dry.stdout and ".dto-build" not in dry.stdout
+    assert "data/annotations/coco/train-00000-of-" in dry.stdout and ".dto-build" not in dry.stdout
     assert len(harness.server_log(hub)) == before + 1  # only our own /_log read: nothing sent
 
     first = harness.run([*PUBLISH, "dataset", str(dataset_dir), "--repo", "org/dto-humans"], env)
@@ -91,9 +94,11 @@ def test_publish_dataset_then_load_normal_and_streaming(hub, dataset_dir, tmp_pa
         env,
     )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    splits = ["train", "validation"]
     assert result == {
-        "configs": ["annotations"], "normal_equal": True, "stream_equal": True, "rows": 80,
-        "empty_shape": [[0, 24, 3]],
+        "configs": ["all", "coco", "insta"], "normal_equal": True, "stream_equal": True,
+        "rows": 80, "empty_shape": [[0, 24, 3]],
+        "splits": {"all": splits, "coco": splits},
     }  # fmt: skip
     log = harness.server_log(hub)
     assert any(e["range"] for e in log if "/resolve/" in e["path"])  # streaming used ranges
@@ -113,7 +118,7 @@ def test_download_verifies_against_the_manifest(hub, dataset_dir, tmp_path):
     )
     assert "manifest.json" in out and "README.md" in out
     assert sum(p.startswith("data/annotations/") for p in out) == len(
-        list((dataset_dir / "data" / "annotations").iterdir())
+        list((dataset_dir / "data" / "annotations").rglob("*.parquet"))
     )
     cli = harness.run(
         [str(Path(sys.executable).parent / "hf"), "download", "org/dl-test", "--repo-type",
@@ -132,6 +137,26 @@ def test_download_verifies_against_the_manifest(hub, dataset_dir, tmp_path):
         offline,
     )
     assert again == str(tmp_path / "dl")
+
+
+@pytest.mark.slow
+def test_republishing_a_rebuild_deletes_the_old_shards(hub, tmp_path):
+    opt = write_released_opt(tmp_path / "COCO_CHMR_SMPL_OPT.npz", synthetic_opt_annots(40, seed=3))
+    root = tmp_path / "ds"
+    env = harness.client_env(hub, tmp_path / "home", token=TOKEN)
+    listing = (
+        "import json\nfrom huggingface_hub import HfApi\n"
+        "print(json.dumps(sorted(HfApi().list_repo_files('org/rebuilt', repo_type='dataset'))))"
+    )
+    for shard_bytes in (40_000, 10**9):  # many shards, then one
+        build_dataset(root, convert_released_opt(opt), max_shard_bytes=shard_bytes,
+                      validation_fraction=0, figures=False)  # fmt: skip
+        harness.run([*PUBLISH, "dataset", str(root), "--repo", "org/rebuilt"], env)
+        remote = [p for p in harness.python(listing, env) if not p.startswith(".")]
+        assert remote == sorted(f.path for f in plan_dataset_upload(root, "org/rebuilt").files)
+    assert [p for p in remote if p.endswith(".parquet")] == [
+        "data/annotations/coco/train-00000-of-00001.parquet"
+    ]
 
 
 @pytest.mark.slow
@@ -155,7 +180,7 @@ def test_checkpoint_publish_and_load_back(hub, tmp_path):
     tensors = {"a.weight": rng.normal(size=(6, 3)).astype(np.float32), "b": np.arange(5)}
     folder = tmp_path / "ckpt"
     save_checkpoint(folder, tensors, {"architecture": "tiny"}, metadata={"git_sha": "0" * 8})
-    (folder / "README.md").unlink()  # publish generates the card
+    assert not (folder / "README.md").exists()  # no repo id given: publish generates the card
     env = harness.client_env(hub, tmp_path / "home", token=TOKEN)
     dry = harness.run([*PUBLISH, "checkpoint", str(folder), "--repo", "org/tiny", "--dry-run"], env)
     assert "a model card is generated" in dry.stdout and not (folder / "README.md").exists()

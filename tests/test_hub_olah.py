@@ -46,7 +46,8 @@ def test_olah_serves_dataset_and_checkpoint_downloads(tmp_path):
         tmp_path / "COCO_CHMR_SMPL_OPT.npz", synthetic_opt_annots(40, seed=11, empty_fraction=0.1)
     )
     built = tmp_path / "ds"
-    build_dataset(built, convert_released_opt(opt), max_shard_bytes=60_000, figures=False)
+    build_dataset(built, convert_released_opt(opt), max_shard_bytes=60_000, figures=False,
+                  validation_fraction=0.2)  # fmt: skip
     plan = plan_dataset_upload(built, "org/dto-humans")  # exactly the files `publish` sends
     work = tmp_path / "olah"
     _git_repo(
@@ -67,7 +68,8 @@ def test_olah_serves_dataset_and_checkpoint_downloads(tmp_path):
             env,
         )  # fmt: skip
         assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
-            "configs": ["annotations"], "normal_equal": True, "rows": 40,
+            "configs": ["all", "coco"], "normal_equal": True, "rows": 40,
+            "splits": {"all": ["train", "validation"], "coco": ["train", "validation"]},
         }  # fmt: skip
         out = harness.python(
             "import json, pathlib\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 
@@ -19,7 +20,12 @@ from dto_humans_hub.checkpoint import (
     save_checkpoint,
 )
 from dto_humans_hub.cli import main
-from dto_humans_hub.hub import PublishError, plan_checkpoint_upload, plan_dataset_upload
+from dto_humans_hub.hub import (
+    PublishError,
+    find_placeholders,
+    plan_checkpoint_upload,
+    plan_dataset_upload,
+)
 
 
 def _tensors():
@@ -68,12 +74,8 @@ def test_sharded_checkpoints_load_through_the_index(tmp_path):
 
 def test_unpublishable_checkpoint_folders_are_refused(tmp_path):
     folder = tmp_path / "ck"
-    save_checkpoint(folder, _tensors(), {"architecture": "x"})
-    assert {p.name for p in checkpoint_files(folder)} == {
-        "model.safetensors",
-        "config.json",
-        "README.md",
-    }
+    save_checkpoint(folder, _tensors(), {"architecture": "x"})  # no repo id: no card yet
+    assert {p.name for p in checkpoint_files(folder)} == {"model.safetensors", "config.json"}
     (folder / "last.ckpt").write_bytes(b"pickle")
     with pytest.raises(CheckpointError, match=r"pickle-based weights .*last.ckpt"):
         plan_checkpoint_upload(folder, "acme/m")
@@ -86,6 +88,61 @@ def test_unpublishable_checkpoint_folders_are_refused(tmp_path):
         checkpoint_files(folder)
     with pytest.raises(PublishError, match="ORG/NAME"):
         plan_checkpoint_upload(folder, "no-org")
+
+
+def _write_safetensors(path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]]) -> None:
+    """A safetensors file written by hand (NumPy has no bfloat16 to save with)."""
+    header, blobs, offset = {}, b"", 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs += data
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + blobs)
+
+
+def test_bfloat16_weights_load_as_exact_float32(tmp_path):
+    values = np.array([[1.5, -2.0], [0.15625, 2.0**127]], dtype=np.float32)  # exact in bfloat16
+    upper = (values.view(np.uint32) >> 16).astype("<u2")  # bfloat16: a float32's upper half
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    _write_safetensors(folder / "model.safetensors", {
+        "w": ("BF16", (2, 2), upper.tobytes()),
+        "b": ("F32", (2,), np.array([1, 2], "<f4").tobytes()),
+    })  # fmt: skip
+    (folder / "config.json").write_text("{}")
+    checkpoint_files(folder)  # publish validation passes ...
+    ckpt = load_checkpoint(folder)  # ... and so does loading
+    assert ckpt.tensors["w"].dtype == np.float32
+    np.testing.assert_array_equal(ckpt.tensors["w"], values)
+    np.testing.assert_array_equal(ckpt.tensors["b"], [1, 2])
+    _write_safetensors(folder / "model.safetensors", {"q": ("F8_E4M3", (2,), b"\x01\x02")})
+    with pytest.raises(CheckpointError, match=r"tensor 'q' is F8_E4M3, which load_checkpoint"):
+        checkpoint_files(folder)
+    with pytest.raises(CheckpointError, match=r"not a checkpoint folder, nor a Hub repo id"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def test_cards_with_placeholders_are_refused(tmp_path):
+    assert find_placeholders("see <org>/dto-humans, {{ x }}, <br> <details> <https://a.b>") == [
+        "<org>", "{{ x }}"]  # fmt: skip
+    folder = tmp_path / "ck"
+    save_checkpoint(folder, _tensors(), {"architecture": "x"}, repo_id="acme/m")
+    assert find_placeholders((folder / "README.md").read_text()) == []  # ours have none
+    plan_checkpoint_upload(folder, "acme/m")
+    card = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(
+        card.replace("acme/m", "<org>/m") + "[More Information Needed]"
+    )
+    with pytest.raises(
+        PublishError, match=r"placeholders <org>, \[More Information Needed\].*delete"
+    ):
+        plan_checkpoint_upload(folder, "acme/m")
 
 
 def test_cli_builds_verifies_and_the_dataset_plan_lists_only_published_files(tmp_path, capsys):
@@ -101,9 +158,16 @@ def test_cli_builds_verifies_and_the_dataset_plan_lists_only_published_files(tmp
     printed = capsys.readouterr().out
     assert "annotations: 120 images" in printed
     assert main(["verify", str(out)]) == 0
-    assert "annotations/train: 120 rows" in capsys.readouterr().out
+    verified = capsys.readouterr().out
     manifest = verify_dataset(out)
-    assert [i["name"] for i in manifest["configs"]["annotations"]["inputs"]] == [
+    splits = manifest["families"]["annotations"]["splits"]
+    for split, info in splits.items():
+        assert (
+            f"annotations/{split}: {info['num_rows']} rows in {len(info['shards'])} shards: OK"
+            in verified
+        )
+    assert sum(info["num_rows"] for info in splits.values()) == 120
+    assert [i["name"] for i in manifest["families"]["annotations"]["inputs"]] == [
         *(p.split("/")[-1] for p in opt), "mpii-release.npz"]  # fmt: skip
     (out / "notes.txt").write_text("local")
     plan = plan_dataset_upload(out, "acme/dto-humans")

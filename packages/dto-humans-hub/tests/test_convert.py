@@ -22,9 +22,11 @@ from dto_humans_hub import (
 )
 from dto_humans_hub.conventions import ANNOTATION_SOURCES, DTO_STATUSES, SOURCES
 from dto_humans_hub.fixtures import (
+    synthetic_dto_output,
     synthetic_opt_annots,
     synthetic_release_arrays,
     write_camerahmr_release,
+    write_dto_output,
     write_released_opt,
 )
 
@@ -57,7 +59,9 @@ def test_released_opt_values_are_exact(opt_file, opt_annots, expected_image):
     assert conv.inputs[0].name == opt_file.name and len(conv.inputs[0].sha256) == 64
 
 
-def test_ten_beta_layout_is_padded_with_a_zero_kid_coefficient(tmp_path, expected_image):
+def test_ten_beta_layout_is_camerahmrs_pgt_padded_with_a_zero_kid_coefficient(
+    tmp_path, expected_image
+):
     annots = synthetic_opt_annots(5, source="mpii", seed=1, num_betas=10)
     path = write_released_opt(tmp_path / "MPII_CHMR_SMPL.npz", annots)
     batch = convert_released_opt(path).batch
@@ -67,6 +71,77 @@ def test_ten_beta_layout_is_padded_with_a_zero_kid_coefficient(tmp_path, expecte
             _image(batch, i)["smpl_betas"], expected_image(people)["smpl_betas"]
         )
     assert np.all(batch.smpl_betas[:, 10] == 0)
+    # provenance: CameraHMR's 4D-Humans pGT, not DTO's, every person a released one
+    assert np.all(batch.annotation == ANNOTATION_SOURCES.index("camerahmr_release"))
+    assert np.all(batch.dto_status == DTO_STATUSES.index("not_run"))
+    assert np.all(batch.origin == 0)
+
+
+def test_provenance_from_betas_and_name_or_explicit(tmp_path, opt_annots):
+    ten = synthetic_opt_annots(4, source="coco", seed=2, num_betas=10)
+    renamed = write_released_opt(tmp_path / "baseline.npz", ten)  # the name tells nothing
+    batch = convert_released_opt(renamed, source="coco").batch
+    assert np.all(batch.annotation == ANNOTATION_SOURCES.index("camerahmr_release"))
+    dto = write_released_opt(tmp_path / "dto.npz", opt_annots)
+    batch = convert_released_opt(dto, source="coco").batch
+    assert np.all(batch.annotation == ANNOTATION_SOURCES.index("dto_humans_release"))
+    assert np.all(batch.dto_status == DTO_STATUSES.index("kept")) and np.all(batch.origin == -1)
+    liar = write_released_opt(tmp_path / "COCO_CHMR_SMPL_OPT.npz", ten)  # OPT name, 10 betas
+    with pytest.raises(AnnotationFileError, match=r"name says dto_humans_release .* \(--annot"):
+        convert_released_opt(liar)
+    batch = convert_released_opt(liar, annotation="dto_humans_release").batch
+    assert np.all(batch.annotation == ANNOTATION_SOURCES.index("dto_humans_release"))
+
+
+def test_official_dto_output_values_and_statuses(tmp_path):
+    entries = synthetic_dto_output(12, source="insta", seed=4, optimised_fraction=0.6)
+    path = write_dto_output(tmp_path / "insta1-release_opt.npz", entries)
+    conv = convert_released_opt(path)
+    batch = conv.batch
+    assert conv.rejected == () and conv.synthetic
+    assert list(batch.image_key) == [f"insta-train/{k}" for k in entries]  # MA-HMR's key prefix
+    assert np.all(batch.annotation == ANNOTATION_SOURCES.index("dto_official_run"))
+    for i, entry in enumerate(entries.values()):
+        sl = slice(batch.offsets[i], batch.offsets[i + 1])
+        n = len(entry["trans_cam"])
+        np.testing.assert_array_equal(batch.smpl_pose[sl], entry["pose_cam"].reshape(n, 24, 3))
+        np.testing.assert_array_equal(batch.smpl_betas[sl], entry["shape"])
+        np.testing.assert_array_equal(batch.transl_cam[sl], entry["trans_cam"])
+        np.testing.assert_array_equal(batch.intrinsics[i], entry["cam_int"][0])
+        np.testing.assert_array_equal(batch.origin[sl], np.where(entry["is_released"], 0, 1))
+        want = "optimised" if entry["is_optimize"] else "not_optimised"
+        assert batch.dto_status[i] == DTO_STATUSES.index(want)
+    assert 0 < np.mean(batch.origin) < 1
+    with pytest.raises(AnnotationFileError, match=r"is_optimize False.*--kept-only"):
+        convert_released_opt(path, kept_only=True)
+    kept = {k: v for k, v in entries.items() if v["is_optimize"]}
+    path = write_dto_output(tmp_path / "coco-release_opt.npz", kept)
+    batch = convert_released_opt(path, kept_only=True, source="coco").batch
+    assert np.all(batch.dto_status == DTO_STATUSES.index("kept"))
+
+
+def test_error_messages_name_a_few_keys_not_all(tmp_path):
+    path = tmp_path / "COCO_many.npz"
+    np.savez(path, **{f"image_{i:05d}.jpg": np.zeros(2) for i in range(2000)})
+    with pytest.raises(AnnotationFileError) as err:
+        convert_released_opt(path)
+    message = str(err.value)
+    assert "'image_00000.jpg'" in message and "and 1995 more" in message and len(message) < 500
+
+
+def test_synthetic_files_are_marked_and_otherwise_the_exact_layout(tmp_path, opt_annots):
+    marked = convert_released_opt(write_released_opt(tmp_path / "a" / "COCO.npz", opt_annots))
+    plain = write_released_opt(tmp_path / "b" / "COCO.npz", opt_annots, synthetic=False)
+    with np.load(plain, allow_pickle=True) as raw:  # test-made file: the layout np.load reads
+        assert raw.files == ["annots"]
+    unmarked = convert_released_opt(plain)
+    assert marked.synthetic and marked.inputs[0].synthetic and not unmarked.synthetic
+    for name in ("smpl_pose", "smpl_betas", "transl_cam", "intrinsics", "offsets"):
+        np.testing.assert_array_equal(getattr(marked.batch, name), getattr(unmarked.batch, name))
+    release = write_camerahmr_release(
+        tmp_path / "mpii-release.npz", synthetic_release_arrays(3, source="mpii")
+    )
+    assert convert_camerahmr_release(release).synthetic
 
 
 def test_body_heights_equal_the_body_models_tpose_height(body_model):
@@ -123,7 +198,7 @@ def test_truncated_and_corrupt_files_raise_naming_the_file(tmp_path, opt_file):
         convert_released_opt(tmp_path / "COCO_missing.npz")
     other = tmp_path / "COCO_other.npz"
     np.savez(other, something=np.zeros(3))
-    with pytest.raises(AnnotationFileError, match=r"no 'annots' entry"):
+    with pytest.raises(AnnotationFileError, match=r"neither .* \(an 'annots' entry\)"):
         convert_released_opt(other)
     with pytest.raises(AnnotationFileError, match=r"cannot tell the source"):
         convert_released_opt(opt_file.rename(tmp_path / "release.npz"))

@@ -20,6 +20,9 @@ from dto_humans_hub import (
     features,
     verify_dataset,
 )
+from dto_humans_hub.conventions import REPO_ID
+from dto_humans_hub.fixtures import write_released_opt
+from dto_humans_hub.hub import PublishError, plan_dataset_upload
 from dto_humans_hub.images import attach_images, find_missing_images
 from dto_humans_hub.schema import FIELDS, field_table_markdown
 from dto_humans_hub.stats import population_height_density
@@ -41,7 +44,7 @@ def _write_images(batch, root, skip=()):
 def built(tmp_path, opt_file, body_model):
     conv = convert_released_opt(opt_file, body_model=body_model)
     root = tmp_path / "ds"
-    build_dataset(root, conv, repo_id="acme/dto-humans")
+    build_dataset(root, conv, repo_id="acme/dto-humans", validation_fraction=0.2)
     return root, conv.batch
 
 
@@ -50,21 +53,45 @@ def test_images_config_embeds_the_original_bytes(tmp_path, built):
     images = tmp_path / "images"
     _write_images(batch, images)
     report = build_images_config(root, images, max_shard_bytes=200_000)
-    assert report.num_images == batch.num_images and len(report.shards) > 1
+    assert report.num_images == batch.num_images and len(report.shards) > 2
+    assert {(s.source, s.split) for s in report.shards} == {
+        ("coco", "train"),
+        ("coco", "validation"),
+    }
     verify_dataset(root)
-    ds = datasets.load_dataset(str(root), "images", split="train", cache_dir=str(tmp_path / "c"))
-    assert ds.features == features(images=True)
-    raw = ds.cast_column("image", datasets.Image(decode=False))
+    ds = datasets.load_dataset(str(root), "images", cache_dir=str(tmp_path / "c"))
+    annotations = datasets.load_dataset(str(root), cache_dir=str(tmp_path / "c"))
+    for split in ("train", "validation"):  # the same rows, split as the annotations
+        assert ds[split]["image_key"] == annotations[split]["image_key"]
+    train = ds["train"]
+    assert train.features == features(images=True)
+    raw = train.cast_column("image", datasets.Image(decode=False))
     for row in raw.select(range(5)):
         path = images / "coco" / row["image_key"]
         assert row["image"]["bytes"] == path.read_bytes()  # not re-encoded
         assert row["image"]["path"] == f"coco/{row['image_key']}"
-    row = ds.filter(lambda n: n > 0, input_columns="num_people")[0]
+    row = train.filter(lambda n: n > 0, input_columns="num_people")[0]
     assert row["image"].size == (row["width"], row["height"])
     card = DatasetCard.load(root / "README.md")
     configs = {c["config_name"]: c for c in card.data.to_dict()["configs"]}
-    assert set(configs) == {"annotations", "images"} and configs["annotations"]["default"]
-    assert datasets.get_dataset_config_names(str(root)) == ["annotations", "images"]
+    assert set(configs) == {"all", "coco", "images"} and configs["all"]["default"]
+    assert datasets.get_dataset_config_names(str(root)) == ["all", "coco", "images"]
+    assert (root / "figures" / "height.png").is_file()  # kept from the annotations build
+
+
+def test_images_survive_a_rebuild_of_the_same_annotations_only(
+    tmp_path, built, opt_file, body_model
+):
+    root, batch = built
+    images = tmp_path / "images"
+    _write_images(batch, images)
+    build_images_config(root, images)
+    conv = convert_released_opt(opt_file, body_model=body_model)
+    same = build_dataset(root, conv, repo_id="acme/dto-humans", validation_fraction=0.2)
+    assert same.notes == () and "images" in verify_dataset(root)["families"]
+    other = build_dataset(root, convert_released_opt(opt_file), validation_fraction=0.3)
+    assert "images" not in verify_dataset(root)["families"]
+    assert any("images config was built from other annotations" in n for n in other.notes)
 
 
 def test_missing_and_mismatched_images_are_errors(tmp_path, built):
@@ -78,7 +105,7 @@ def test_missing_and_mismatched_images_are_errors(tmp_path, built):
     assert report.num_images == batch.num_images - 3
     assert {r.image_key for r in report.rejected} == {f"coco/{k}" for k in missing}
     manifest = verify_dataset(root)
-    assert manifest["configs"]["images"]["missing"] == [f"coco/{k}" for k in sorted(missing)]
+    assert sorted(manifest["families"]["images"]["missing"]) == [f"coco/{k}" for k in missing]
 
     wrong = images / "coco" / missing[0]
     Image.new("RGB", (7, 5)).save(wrong, "JPEG")
@@ -89,9 +116,10 @@ def test_missing_and_mismatched_images_are_errors(tmp_path, built):
 def test_attach_images_joins_local_files(tmp_path, built):
     root, batch = built
     images = tmp_path / "images"
-    _write_images(batch, images, skip=[batch.image_key[0]])
     ds = datasets.load_dataset(str(root), split="train", cache_dir=str(tmp_path / "c"))
-    assert find_missing_images(ds, images) == [f"coco/{batch.image_key[0]}"]
+    first = ds[0]["image_key"]
+    _write_images(batch, images, skip=[first])
+    assert find_missing_images(ds, images) == [f"coco/{first}"]
     with pytest.raises(MissingImagesError, match="1 of"):
         attach_images(ds, images)
     present = ds.select(range(1, len(ds)))
@@ -112,9 +140,10 @@ def test_card_yaml_and_field_table_follow_the_schema(built):
     card = DatasetCard.load(root / "README.md")
     data = card.data.to_dict()
     assert data["license"] == "cc-by-nc-4.0"
-    info = data["dataset_info"]
-    assert datasets.Features._from_yaml_list(info["features"]) == features()
-    assert info["splits"][0]["num_examples"] == 60
+    info = {entry["config_name"]: entry for entry in data["dataset_info"]}
+    assert set(info) == {"all", "coco"}
+    assert datasets.Features._from_yaml_list(info["all"]["features"]) == features()
+    assert sum(split["num_examples"] for split in info["all"]["splits"]) == 60
     assert 'load_dataset("acme/dto-humans"' in card.text
     table = field_table_markdown()
     assert table in card.text
@@ -126,6 +155,33 @@ def test_card_yaml_and_field_table_follow_the_schema(built):
         png = (root / "figures" / f"{figure}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"figures/{figure}.png" in card.text
+
+
+def test_synthetic_builds_are_marked_and_never_published_as_the_real_dataset(
+    tmp_path, built, opt_annots
+):
+    root, _ = built  # from a fixture file: synthetic
+    card = DatasetCard.load(root / "README.md")
+    assert "SYNTHETIC TEST DATA, NOT DTO-Humans" in card.text and "synthetic" in card.data.tags
+    assert card.data.pretty_name == "DTO-Humans (SYNTHETIC test data)"
+    with pytest.raises(PublishError, match=rf"synthetic fixture files .* as {REPO_ID}, the real"):
+        plan_dataset_upload(root, REPO_ID)
+    plan_dataset_upload(root, "acme/dto-humans-synthetic")
+    assert "is NaN for every person" not in card.text  # built with a body model
+
+    real = write_released_opt(
+        tmp_path / "r" / "COCO_CHMR_SMPL_OPT.npz", opt_annots, synthetic=False
+    )
+    build_dataset(tmp_path / "real", convert_released_opt(real))  # no SMPL model given
+    card = DatasetCard.load(tmp_path / "real" / "README.md")
+    assert "SYNTHETIC" not in card.text and "synthetic" not in card.data.tags
+    assert f'load_dataset("{REPO_ID}", split="train")' in card.text  # the default home
+    assert "`body_height` is NaN for every person" in card.text and "--smpl-model-dir" in card.text
+    plan_dataset_upload(tmp_path / "real", REPO_ID)
+
+    (tmp_path / "real" / "README.md").write_text(card.text.replace(REPO_ID, "<org>/dto-humans"))
+    with pytest.raises(PublishError, match=r"placeholders <org>.*dto-humans-hub stats"):
+        plan_dataset_upload(tmp_path / "real", REPO_ID)
 
 
 def test_statistics_count_what_is_there(built):

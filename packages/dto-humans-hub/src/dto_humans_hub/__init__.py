@@ -9,11 +9,13 @@ from dto_humans_hub.batch import AnnotationBatch
 from dto_humans_hub.build import (
     BuildReport,
     MissingImagesError,
+    StagedBuildError,
     build_dataset,
     build_images_config,
+    validation_mask,
 )
 from dto_humans_hub.card import render_card, write_card
-from dto_humans_hub.conventions import SCHEMA_VERSION
+from dto_humans_hub.conventions import REPO_ID, SCHEMA_VERSION
 from dto_humans_hub.convert import (
     Conversion,
     DTORun,
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FIELDS",
+    "REPO_ID",
     "SCHEMA_VERSION",
     "AnnotationBatch",
     "AnnotationFileError",
@@ -44,6 +47,7 @@ __all__ = [
     "DuplicateImageKeyError",
     "MissingImagesError",
     "Rejection",
+    "StagedBuildError",
     "body_heights",
     "build_dataset",
     "build_images_config",
@@ -55,6 +59,7 @@ __all__ = [
     "merge_conversions",
     "plot_statistics",
     "render_card",
+    "validation_mask",
     "verify_dataset",
     "write_card",
 ]

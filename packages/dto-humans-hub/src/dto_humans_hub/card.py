@@ -5,6 +5,7 @@ statistics of a built dataset."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -16,18 +17,21 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from dto_humans_hub.conventions import (
-    ANNOTATIONS_CONFIG,
+    ALL_CONFIG,
+    ANNOTATIONS,
     DATA_LICENSE,
     DATASET_NAME,
-    IMAGES_CONFIG,
+    IMAGES,
+    REPO_ID,
+    SOURCES,
+    SPLITS,
 )
 from dto_humans_hub.schema import features, field_table_markdown
-from dto_humans_hub.stats import FIGURES, compute_statistics, plot_statistics
-from dto_humans_hub.writer import SPLIT, read_manifest, write_atomic
+from dto_humans_hub.stats import FIGURES, NO_HEIGHTS, compute_statistics, plot_statistics
+from dto_humans_hub.writer import family_shards, read_manifest, write_atomic
 
-__all__ = ["DEFAULT_REPO_ID", "render_card", "write_card"]
+__all__ = ["CardConfig", "card_configs", "render_card", "write_card"]
 
-DEFAULT_REPO_ID = f"<org>/{DATASET_NAME}"
 TASK_CATEGORIES = ["image-to-3d", "keypoint-detection"]
 TAGS = ["smpl", "human-mesh-recovery", "multi-person", "pseudo-ground-truth", "metric-depth"]
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
@@ -41,6 +45,41 @@ STAT_LABELS = {
 }
 
 
+@dataclass(frozen=True)
+class CardConfig:
+    """A config of the card: name, shard family, source (None: all) and its shards by split."""
+
+    name: str
+    family: str
+    source: str | None
+    shards: dict[str, list[dict[str, Any]]]
+
+    def glob(self, split: str) -> str:
+        return f"data/{self.family}/{self.source or '*'}/{split}-*.parquet"
+
+
+def card_configs(manifest: dict[str, Any]) -> list[CardConfig]:
+    """The configs of a built dataset: `all` (default: every source's annotations), one per
+    source present, and `images` if built; each with the splits it has rows in."""
+    configs = []
+    for family, name, source in (
+        (ANNOTATIONS, ALL_CONFIG, None),
+        *((ANNOTATIONS, s, s) for s in SOURCES),
+        (IMAGES, IMAGES, None),
+    ):
+        shards = [
+            s for s in family_shards(manifest, family) if source is None or s["source"] == source
+        ]
+        by_split = {
+            split: [s for s in shards if s["split"] == split]
+            for split in SPLITS
+            if any(s["split"] == split for s in shards)
+        }
+        if by_split:
+            configs.append(CardConfig(name, family, source, by_split))
+    return configs
+
+
 def _size_category(rows: int) -> str:
     for limit, name in SIZE_CATEGORIES:
         if rows < limit:
@@ -48,38 +87,41 @@ def _size_category(rows: int) -> str:
     return "n>1T"
 
 
-def _card_data(manifest: dict[str, Any], pretty_name: str) -> DatasetCardData:
-    configs = manifest["configs"]
-    rows = configs[ANNOTATIONS_CONFIG]["splits"][SPLIT]["num_rows"]
+def _card_data(manifest: dict[str, Any], pretty_name: str, synthetic: bool) -> DatasetCardData:
+    rows = sum(s["num_rows"] for s in family_shards(manifest, ANNOTATIONS))
     data = DatasetCardData(
         license=DATA_LICENSE,
         pretty_name=pretty_name,
         task_categories=TASK_CATEGORIES,
-        tags=TAGS,
+        tags=[*TAGS, "synthetic"] if synthetic else TAGS,
         size_categories=[_size_category(rows)],
         annotations_creators=["machine-generated"],
         source_datasets=["extended"],
     )
     metadata = MetadataConfigs()
     infos = DatasetInfosDict()
-    for name, entry in configs.items():
-        metadata[name] = {
-            "data_files": [{"split": SPLIT, "path": f"data/{name}/{SPLIT}-*.parquet"}],
-            **({"default": True} if name == ANNOTATIONS_CONFIG else {}),
+    for config in card_configs(manifest):
+        metadata[config.name] = {
+            "data_files": [{"split": sp, "path": config.glob(sp)} for sp in config.shards],
+            **({"default": True} if config.name == ALL_CONFIG else {}),
         }
-        split = entry["splits"][SPLIT]
-        infos[name] = DatasetInfo(
-            features=features(images=name == IMAGES_CONFIG),
-            splits=SplitDict(
-                {
-                    SPLIT: SplitInfo(
-                        name=SPLIT, num_bytes=split["arrow_bytes"], num_examples=split["num_rows"]
-                    )
-                },
-                dataset_name=None,
-            ),
-            download_size=split["num_bytes"],
-            dataset_size=split["arrow_bytes"],
+        splits = SplitDict(
+            {
+                sp: SplitInfo(
+                    name=sp,
+                    num_bytes=sum(s["arrow_bytes"] for s in shards),
+                    num_examples=sum(s["num_rows"] for s in shards),
+                )
+                for sp, shards in config.shards.items()
+            },
+            dataset_name=None,
+        )
+        every = [s for shards in config.shards.values() for s in shards]
+        infos[config.name] = DatasetInfo(
+            features=features(images=config.family == IMAGES),
+            splits=splits,
+            download_size=sum(s["num_bytes"] for s in every),
+            dataset_size=sum(s["arrow_bytes"] for s in every),
         )
     metadata.to_dataset_card_data(data)
     infos.to_dataset_card_data(data)
@@ -91,12 +133,35 @@ def _config_table(manifest: dict[str, Any]) -> str:
         "| config | split | rows (images) | people | shards | bytes |",
         "|---|---|---|---|---|---|",
     ]
-    for name, entry in manifest["configs"].items():
-        for split, info in entry["splits"].items():
+    for config in card_configs(manifest):
+        for split, shards in config.shards.items():
             lines.append(
-                f"| `{name}` | {split} | {info['num_rows']} | {info['num_people']} | "
-                f"{len(info['shards'])} | {info['num_bytes']} |"
+                f"| `{config.name}` | {split} | {sum(s['num_rows'] for s in shards)} | "
+                f"{sum(s['num_people'] for s in shards)} | {len(shards)} | "
+                f"{sum(s['num_bytes'] for s in shards)} |"
             )
+    return "\n".join(lines)
+
+
+def _load_snippet(manifest: dict[str, Any], repo_id: str) -> str:
+    configs = {c.name: c for c in card_configs(manifest)}
+    lines = [
+        "from datasets import load_dataset",
+        "",
+        f'ds = load_dataset("{repo_id}", split="train")  # every source (default config "all")',
+    ]
+    source = next((c for c in configs.values() if c.source is not None), None)
+    if source is not None:
+        lines.append(
+            f'one = load_dataset("{repo_id}", "{source.name}", split="train")  # one source'
+        )
+    if "validation" in configs[ALL_CONFIG].shards:
+        lines.append(f'val = load_dataset("{repo_id}", split="validation")  # held-out images')
+    lines += [
+        f'stream = load_dataset("{repo_id}", split="train", streaming=True)  # no download',
+        'row = ds.with_format("numpy")[0]',
+        'row["smpl_pose"].shape  # (N, 24, 3); (0, 24, 3) if empty',
+    ]
     return "\n".join(lines)
 
 
@@ -115,6 +180,16 @@ def _stats_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _height_note(summary: dict[str, Any]) -> str:
+    if summary.get("people") and summary.get("body_height_m_p5_p50_p95") is None:
+        reason = NO_HEIGHTS.replace("\n", " ")
+        return (
+            f"`body_height` is NaN for every person, so the height figure is empty: {reason}. "
+            "The annotations themselves are complete; heights are a function of the betas.\n"
+        )
+    return ""
+
+
 def render_card(
     root: str | os.PathLike[str],
     *,
@@ -122,32 +197,50 @@ def render_card(
     pretty_name: str = "DTO-Humans",
     summary: dict[str, Any] | None = None,
 ) -> DatasetCard:
-    """The dataset card of a built dataset (statistics computed if `summary` is None)."""
+    """The dataset card of a built dataset (statistics computed if `summary` is None). repo_id:
+    used in the snippets; default: the one recorded at build time, else REPO_ID."""
     root = Path(root)
     manifest = read_manifest(root)
-    if ANNOTATIONS_CONFIG not in manifest["configs"]:
-        raise FileNotFoundError(f"{root}: no {ANNOTATIONS_CONFIG!r} config built")
+    if ANNOTATIONS not in manifest["families"]:
+        raise FileNotFoundError(f"{root}: no {ANNOTATIONS!r} config built")
     if summary is None:
         summary = compute_statistics(root).summary
     figures = "\n".join(
         f"![{key}]({path})" for key, path in FIGURES.items() if (root / path).is_file()
     )
-    annotations = manifest["configs"][ANNOTATIONS_CONFIG]
+    annotations = manifest["families"][ANNOTATIONS]
+    shards = family_shards(manifest, ANNOTATIONS)
     template = Template(resources.files(__package__).joinpath("card_template.md").read_text())
     body = template.substitute(
         schema_version=manifest["schema_version"],
         generator_version=manifest.get("generator", {}).get("dto_humans_hub", "?"),
-        num_images=annotations["splits"][SPLIT]["num_rows"],
-        num_people=annotations["splits"][SPLIT]["num_people"],
-        repo_id=repo_id or DEFAULT_REPO_ID,
+        num_images=sum(s["num_rows"] for s in shards),
+        num_people=sum(s["num_people"] for s in shards),
+        load_snippet=_load_snippet(manifest, repo_id or manifest.get("repo_id") or REPO_ID),
         config_table=_config_table(manifest),
+        validation_percent=f"{100 * annotations.get('validation_fraction', 0):g}",
         field_table=field_table_markdown(),
         stats_table=_stats_table(summary),
+        height_note=_height_note(summary),
         figures=figures,
         num_rejected=len(annotations.get("rejected", [])),
     )
-    data = _card_data(manifest, pretty_name)
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    synthetic = bool(annotations.get("synthetic"))
+    if synthetic:
+        pretty_name = f"{pretty_name} (SYNTHETIC test data)"
+    data = _card_data(manifest, pretty_name, synthetic=synthetic)
+    banner = _banner(manifest) if synthetic else ""
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{banner}{body}")
+
+
+def _banner(manifest: dict[str, Any]) -> str:
+    names = [f["name"] for f in manifest["families"][ANNOTATIONS]["inputs"] if f.get("synthetic")]
+    return (
+        "> **SYNTHETIC TEST DATA, NOT DTO-Humans.** Built from synthetic files written by "
+        f"`dto_humans_hub.fixtures` ({', '.join(names)}): the numbers are random, only the "
+        "formats are real. `apps/publish` refuses to publish it as "
+        f"`{REPO_ID}`.\n\n"
+    )
 
 
 def write_card(

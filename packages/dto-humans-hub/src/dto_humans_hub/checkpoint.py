@@ -20,7 +20,7 @@ from huggingface_hub import ModelCard, ModelCardData
 from safetensors import safe_open
 from safetensors.numpy import save
 
-from dto_humans_hub.conventions import DATA_LICENSE, DATASET_NAME
+from dto_humans_hub.conventions import DATA_LICENSE, REPO_ID
 from dto_humans_hub.writer import write_atomic
 
 __all__ = [
@@ -39,6 +39,13 @@ CONFIG = "config.json"
 CARD = "README.md"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 """Weight formats that execute pickle code when loaded; never published."""
+
+NUMPY_DTYPES = ("BOOL", "U8", "I8", "U16", "I16", "F16", "U32", "I32", "F32", "U64", "I64", "F64")
+"""safetensors dtypes NumPy holds as they are."""
+
+BF16 = "BF16"
+"""bfloat16 (what mixed-precision training saves): NumPy has no such type, so `load_checkpoint`
+returns these tensors as float32, exactly (bfloat16 is the upper half of a float32)."""
 
 
 class CheckpointError(ValueError):
@@ -91,7 +98,7 @@ from dto_humans_hub.checkpoint import load_checkpoint
 ckpt = load_checkpoint("{repo_id}")      # numpy arrays + config + metadata, no torch needed
 ```
 
-Pin a release with `--revision <tag>` / `revision="<tag>"`.
+Pin a release with `--revision` / `revision=` (a tag of this repository).
 
 ## Licence
 
@@ -107,12 +114,13 @@ def save_checkpoint(
     config: Mapping[str, object],
     *,
     metadata: Mapping[str, str] | None = None,
-    repo_id: str = "<org>/model",
-    dataset_repo_id: str | None = f"<org>/{DATASET_NAME}",
+    repo_id: str | None = None,
+    dataset_repo_id: str | None = REPO_ID,
     license: str = DATA_LICENSE,
 ) -> list[Path]:
-    """Write model.safetensors (arrays, metadata str -> str), config.json and README.md,
-    each atomically. Returns the paths."""
+    """Write model.safetensors (arrays, metadata str -> str), config.json and, given the Hub
+    `repo_id` the card is for, README.md (without one, `apps/publish` writes the card for the
+    repo it publishes to), each atomically. Returns the paths."""
     directory = Path(directory)
     metadata = {"format": "np", **(metadata or {})}
     bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
@@ -120,11 +128,14 @@ def save_checkpoint(
         raise CheckpointError(f"safetensors metadata must map str -> str; bad keys: {bad}")
     blob = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
     config_text = json.dumps(dict(config), indent=2, sort_keys=True) + "\n"
-    card = str(
-        render_model_card(config, repo_id=repo_id, dataset_repo_id=dataset_repo_id, license=license)
-    )
+    files = [(WEIGHTS, blob), (CONFIG, config_text.encode())]
+    if repo_id is not None:
+        card = render_model_card(
+            config, repo_id=repo_id, dataset_repo_id=dataset_repo_id, license=license
+        )
+        files.append((CARD, str(card).encode()))
     written = []
-    for name, data in ((WEIGHTS, blob), (CONFIG, config_text.encode()), (CARD, card.encode())):
+    for name, data in files:
         write_atomic(directory / name, lambda f, d=data: f.write(d))
         written.append(directory / name)
     return written
@@ -167,7 +178,34 @@ def checkpoint_files(directory: str | os.PathLike[str]) -> list[Path]:
                 f.metadata()
         except Exception as exc:  # safetensors raises its own SafetensorError
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+        for name, dtype in _dtypes(path).items():
+            if dtype not in (*NUMPY_DTYPES, BF16):
+                raise CheckpointError(
+                    f"{path}: tensor {name!r} is {dtype}, which load_checkpoint cannot return as "
+                    "NumPy; save it as float32, float16 or bfloat16"
+                )
     return files
+
+
+def _header(path: Path) -> tuple[dict[str, dict], int]:
+    """The safetensors JSON header (tensor name -> dtype, shape, data_offsets) and the byte
+    offset of the data that data_offsets count from."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return header, 8 + size
+
+
+def _dtypes(path: Path) -> dict[str, str]:
+    return {name: info["dtype"] for name, info in _header(path)[0].items()}
+
+
+def _read_bf16(path: Path, info: dict, data_start: int) -> np.ndarray:
+    """A bfloat16 tensor as float32: each 16-bit pattern becomes the upper half of a float32."""
+    begin, end = info["data_offsets"]
+    raw = np.fromfile(path, dtype="<u2", count=(end - begin) // 2, offset=data_start + begin)
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(info["shape"])
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -181,9 +219,16 @@ def load_checkpoint(
     local_files_only: bool = False,
 ) -> Checkpoint:
     """Load a checkpoint folder, or download one from the Hub (`snapshot_download` of the
-    safetensors, JSON and README files only) and load it. Arrays come back as NumPy."""
+    safetensors, JSON and README files only) and load it. Arrays come back as NumPy (bfloat16
+    tensors as float32, exactly)."""
     directory = Path(path_or_repo_id)
     if not directory.is_dir():
+        text = str(path_or_repo_id)
+        if directory.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+            raise CheckpointError(
+                f"{text}: not a checkpoint folder, nor a Hub repo id ORG/NAME; give the folder "
+                "holding model.safetensors and config.json"
+            )
         from huggingface_hub import snapshot_download
 
         directory = Path(
@@ -198,9 +243,14 @@ def load_checkpoint(
     tensors: dict[str, np.ndarray] = {}
     metadata: dict[str, str] = {}
     for path in (p for p in files if p.suffix == ".safetensors"):
+        header, data_start = _header(path)
         with safe_open(path, framework="np") as f:
             metadata.update(f.metadata() or {})
             for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                tensors[key] = f.get_tensor(key)
+                info = header[key]
+                tensors[key] = (
+                    _read_bf16(path, info, data_start) if info["dtype"] == BF16
+                    else f.get_tensor(key)
+                )  # fmt: skip
     config = json.loads((directory / CONFIG).read_text())
     return Checkpoint(tensors, config, metadata)

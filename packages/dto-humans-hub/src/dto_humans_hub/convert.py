@@ -4,7 +4,11 @@
   MA-HMR `prepare_dto.py`): `{'annots': {image_key: [person, ...]}}`, person =
   `{'smpl_param': {'shape': (11,), 'pose': (72,), 'trans': (3,)},
     'cam_param': {'focal': (2,), 'princpt': (2,)}}`. The same layout with 10 betas
-  (`*_CHMR_SMPL.npz`, MA-HMR `prepare_chmr.py`) converts too (betas padded with 0).
+  (`*_CHMR_SMPL.npz`, MA-HMR `prepare_chmr.py`) is CameraHMR's pGT, not DTO's, and is labelled
+  so (betas padded with 0). Also the official DTO code's per-source output `*_opt.npz`
+  (`dto_framework.py`: `np.savez(path, **{image_key: {'pose_cam': (N, 72), 'shape': (N, 11),
+  'trans_cam': (N, 3), 'cam_int': (N, 3, 3), 'is_released': (N,), 'is_optimize': bool}})`), the
+  only file recording which people CameraHMR released.
 - `convert_camerahmr_release`: CameraHMR's instance-level
   `{insta1,insta2,coco,mpii,aic}-release.npz` (the 4D-Humans pGT, the paper's "w. 4D" baseline),
   grouped into images as MA-HMR does.
@@ -43,6 +47,7 @@ from dto_humans_hub.conventions import (
     POSTERIOR_SCORE_THRESHOLD,
     SOURCE_FILE_PREFIXES,
     SOURCES,
+    SYNTHETIC_MARKER,
     UNKNOWN_SIZE,
 )
 from dto_humans_hub.npzio import AnnotationFileError, load_npz
@@ -59,6 +64,7 @@ __all__ = [
     "convert_dto_run",
     "convert_released_opt",
     "merge_conversions",
+    "some",
     "source_from_filename",
 ]
 
@@ -86,12 +92,14 @@ class Rejection:
 
 @dataclass(frozen=True)
 class InputFile:
-    """An input: file name, size (bytes), sha256, images it holds."""
+    """An input: file name, size (bytes), sha256, images it holds, and whether it is a synthetic
+    file of `dto_humans_hub.fixtures` (it holds SYNTHETIC_MARKER)."""
 
     name: str
     size: int
     sha256: str
     num_images: int
+    synthetic: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,18 @@ class Conversion:
     inputs: tuple[InputFile, ...]
     input_index: np.ndarray
 
+    @property
+    def synthetic(self) -> bool:
+        """Some input is a synthetic fixture file."""
+        return any(f.synthetic for f in self.inputs)
+
+
+def some(names: Sequence[object], limit: int = 5) -> str:
+    """The first `limit` names, and how many more (error messages name a few keys, not 100k)."""
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
+
 
 def source_from_filename(path: str | os.PathLike[str]) -> str:
     """Source of a release file from its name (`COCO_CHMR_SMPL_OPT.npz`, `insta2-release.npz`)."""
@@ -111,7 +131,8 @@ def source_from_filename(path: str | os.PathLike[str]) -> str:
         if name.startswith(prefix):
             return source
     raise AnnotationFileError(
-        f"{path}: cannot tell the source from the file name; pass source= (one of {SOURCES})"
+        f"{path}: cannot tell the source from the file name; rename it to start with one of "
+        f"{', '.join(SOURCES)} (e.g. COCO_CHMR_SMPL_OPT.npz), or pass source= (--source)"
     )
 
 
@@ -129,7 +150,8 @@ def body_heights(model: BodyModel, betas: np.ndarray) -> np.ndarray:
         if np.any(betas[:, NUM_BETAS - 1] != 0):
             raise ValueError(
                 "betas use the kid coefficient (11th) but the body model has 10 shape directions; "
-                "load it with BodyModel.from_dir(..., kid_template=...)"
+                "load it with its kid template (BodyModel.from_dir(..., kid_template=...), "
+                "--kid-template smpl_kid_template.npy)"
             )
         betas = betas[:, : NUM_BETAS - 1]
     elif model.num_betas != NUM_BETAS:
@@ -141,6 +163,13 @@ def body_heights(model: BodyModel, betas: np.ndarray) -> np.ndarray:
         y = y_template + betas[start : start + HEIGHT_CHUNK] @ y_dirs.T  # (chunk, V)
         out[start : start + HEIGHT_CHUNK] = y.max(axis=1) - y.min(axis=1)
     return out.astype(np.float32)
+
+
+def _heights(body_model: BodyModel | None, betas: np.ndarray) -> np.ndarray:
+    """(P,) T-pose heights m of betas (P, 11), or NaN without a body model."""
+    if body_model is None:
+        return np.full(len(betas), np.nan, np.float32)
+    return body_heights(body_model, np.nan_to_num(betas))
 
 
 def _pad_betas(betas: np.ndarray) -> np.ndarray:
@@ -186,8 +215,9 @@ def _image_reasons(
         reasons.setdefault(image, f"person {p - offsets[image]}: {reason}")
 
 
-def _input_file(path: Path, num_images: int) -> InputFile:
-    return InputFile(path.name, path.stat().st_size, file_sha256(path), num_images)
+def _input_file(path: Path, num_images: int, arrays: dict[str, np.ndarray]) -> InputFile:
+    synthetic = SYNTHETIC_MARKER in arrays
+    return InputFile(path.name, path.stat().st_size, file_sha256(path), num_images, synthetic)
 
 
 def _finish(
@@ -203,26 +233,43 @@ def convert_released_opt(
     path: str | os.PathLike[str],
     *,
     source: str | None = None,
+    annotation: str | None = None,
     body_model: BodyModel | None = None,
+    kept_only: bool = False,
 ) -> Conversion:
-    """Convert a released `*_CHMR_SMPL_OPT.npz` (or the same layout with 10 betas).
+    """Convert a released `*_CHMR_SMPL_OPT.npz`, its 10-beta CameraHMR counterpart
+    `*_CHMR_SMPL.npz`, or an official DTO output `*_opt.npz` (the layout is read from the file).
 
     source:      one of SOURCES; default: from the file name.
+    annotation:  "dto_humans_release" or "camerahmr_release"; default: from the layout (11 betas:
+                 DTO-Humans, `dto_status = kept`; 10 betas: CameraHMR's pGT, `not_run`) and the
+                 name (`_OPT` or not); an error when the two disagree. A `*_opt.npz` is
+                 "dto_official_run".
     body_model:  an 11-beta SMPL-A model (BodyModel with a kid template) to fill `body_height`.
-    Images are `dto_status = kept` (the release holds only images the posterior filter kept).
+    kept_only:   `*_opt.npz` only: the file was written with `--save_all_annots False` (as for
+                 DTO-Humans), so its optimised images are the ones the posterior filter kept.
     """
     path = Path(path)
     src = _source_index(source or source_from_filename(path), path)
     arrays = load_npz(path)
     if "annots" not in arrays:
-        raise AnnotationFileError(f"{path}: no 'annots' entry (found {sorted(arrays)})")
+        images = [k for k in arrays if k != SYNTHETIC_MARKER]
+        if images and all(_is_dto_output(arrays[k]) for k in images[:3]):
+            if annotation not in (None, "dto_official_run"):
+                raise ValueError(f"{path}: an official DTO output is not {annotation!r}")
+            return _convert_dto_output(path, arrays, SOURCES[src], body_model, kept_only)
+        raise AnnotationFileError(
+            f"{path}: neither a DTO-Humans annotation file (an 'annots' entry) nor an official "
+            f"DTO output (entries image key -> {{'pose_cam', 'shape', 'trans_cam', 'cam_int', "
+            f"'is_released'}}); found {some(sorted(arrays))}"
+        )
     annots = arrays["annots"]
     if annots.shape != () or not isinstance(annots.item(), dict):
         raise AnnotationFileError(f"{path}: 'annots' must hold one dict image_key -> people")
     annots = annots.item()
-
     keys: list[str] = []
     counts: list[int] = []
+    beta_sizes: set[int] = set()
     pose, betas, transl, focal, principal = [], [], [], [], []
     reasons: dict[int, str] = {}
     for key, people in annots.items():
@@ -240,6 +287,7 @@ def convert_released_opt(
                         raise ValueError(
                             f"smpl_param.shape has shape {shape.shape}, expected (11,)"
                         )
+                    beta_sizes.add(len(shape))
                     rows.append((
                         _check_shape(smpl["pose"], (3 * NUM_BODY_JOINTS,), "smpl_param.pose"),
                         _pad_betas(shape[None].astype(np.float64))[0],
@@ -265,6 +313,7 @@ def convert_released_opt(
         focal.append(rows[0][3] if rows else np.full(2, np.nan))
         principal.append(rows[0][4] if rows else np.full(2, np.nan))
 
+    label = _released_provenance(path, beta_sizes, annotation)
     offsets = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     p = int(offsets[-1])
@@ -284,26 +333,158 @@ def convert_released_opt(
     intrinsics[:, 0, 2], intrinsics[:, 1, 2] = principal_a[:, 0], principal_a[:, 1]
     intrinsics[:, 2, 2] = 1.0
     size = _size_from_principal_point(principal_a)
-    heights = (
-        body_heights(body_model, np.nan_to_num(betas_a))
-        if body_model is not None
-        else np.full(p, np.nan, np.float32)
-    )
+    heights = _heights(body_model, betas_a)
+    dto = label == "dto_humans_release"
     batch = AnnotationBatch.create(
         image_key=keys,
         offsets=offsets,
         source=np.full(len(keys), src),
-        annotation=ANNOTATION_SOURCES.index("dto_humans_release"),
+        annotation=ANNOTATION_SOURCES.index(label),
         intrinsics=intrinsics,
         smpl_pose=pose_a,
         smpl_betas=betas_a,
         transl_cam=transl_a,
         width=size[:, 0],
         height=size[:, 1],
-        dto_status=np.full(len(keys), DTO_STATUSES.index("kept")),
+        dto_status=np.full(len(keys), DTO_STATUSES.index("kept" if dto else "not_run")),
         body_height=heights,
+        **({} if dto else {"origin": np.zeros(p, np.int64)}),  # CameraHMR's people: released
     )
-    return _finish(batch, reasons, _input_file(path, len(keys)), keys)
+    return _finish(batch, reasons, _input_file(path, len(keys), arrays), keys)
+
+
+def _released_provenance(path: Path, beta_sizes: set[int], annotation: str | None) -> str:
+    """DTO-Humans (11 betas, `*_CHMR_SMPL_OPT.npz`) or CameraHMR's pGT (10 betas,
+    `*_CHMR_SMPL.npz`), from the people's numbers of betas and the file name; `annotation`
+    overrides both."""
+    labels = ("dto_humans_release", "camerahmr_release")
+    if annotation is not None:
+        if annotation not in labels:
+            raise ValueError(f"{path}: annotation must be one of {labels}, got {annotation!r}")
+        return annotation
+    by_size = {NUM_BETAS: labels[0], NUM_SMPL_BETAS: labels[1]}
+    by_betas = by_size[next(iter(beta_sizes))] if len(beta_sizes) == 1 else None
+    name = path.name.upper()
+    by_name = labels[0] if "_OPT" in name else labels[1] if "_CHMR_SMPL" in name else None
+    if by_betas and by_name and by_betas != by_name:
+        raise AnnotationFileError(
+            f"{path}: the name says {by_name} but the people have {next(iter(beta_sizes))} "
+            f"betas ({by_betas}); pass annotation= (--annotation) to say which it is"
+        )
+    label = by_betas or by_name
+    if label is None:
+        raise AnnotationFileError(
+            f"{path}: cannot tell DTO-Humans (11 betas) from CameraHMR's pGT (10 betas); pass "
+            "annotation= (--annotation)"
+        )
+    return label
+
+
+_DTO_OUTPUT_FIELDS = ("pose_cam", "shape", "trans_cam", "cam_int", "is_released")
+
+
+def _is_dto_output(value: np.ndarray) -> bool:
+    return (
+        value.dtype == object
+        and value.shape == ()
+        and isinstance(value.item(), dict)
+        and all(f in value.item() for f in _DTO_OUTPUT_FIELDS)
+    )
+
+
+def _convert_dto_output(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    source: str,
+    body_model: BodyModel | None,
+    kept_only: bool,
+) -> Conversion:
+    """The official DTO code's `*_opt.npz`: per image key a dict of per-person arrays."""
+    keys: list[str] = []
+    counts: list[int] = []
+    pose, betas, transl, released = [], [], [], []
+    intrinsics, optimised = [], []
+    reasons: dict[int, str] = {}
+    for raw_key, value in arrays.items():
+        if raw_key == SYNTHETIC_MARKER:
+            continue
+        image = len(keys)
+        keys.append(_image_key(raw_key, source))
+        try:
+            if not _is_dto_output(value):
+                raise ValueError(f"not a dict with {', '.join(_DTO_OUTPUT_FIELDS)}")
+            entry = value.item()
+            n = len(np.asarray(entry["trans_cam"]))
+            rows = (
+                _check_shape(np.reshape(entry["pose_cam"], (n, -1)), (n, 3 * NUM_BODY_JOINTS),
+                             "pose_cam"),
+                _pad_betas(_check_shape(entry["shape"], (n, np.shape(entry["shape"])[-1]),
+                                        "shape").astype(np.float64)),
+                _check_shape(entry["trans_cam"], (n, 3), "trans_cam"),
+                _check_shape(entry["cam_int"], (n, 3, 3), "cam_int"),
+                np.asarray(entry["is_released"], dtype=bool).reshape(n),
+            )  # fmt: skip
+            if rows[1].shape != (n, NUM_BETAS):
+                raise ValueError(f"shape has {np.shape(entry['shape'])[-1]} betas, expected 10/11")
+            if n == 0:
+                raise ValueError("no people")
+        except (TypeError, ValueError) as exc:
+            reasons[image] = str(exc)
+            counts.append(0)
+            intrinsics.append(np.full((3, 3), np.nan))
+            optimised.append(False)
+            continue
+        counts.append(n)
+        pose.append(rows[0])
+        betas.append(rows[1])
+        transl.append(rows[2])
+        released.append(rows[4])
+        intrinsics.append(rows[3][0])  # the image's camera: the first person's, as prepare_dto.py
+        optimised.append(bool(entry.get("is_optimize", False)))
+    offsets = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    p = int(offsets[-1])
+
+    def stack(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+        return np.concatenate(parts).reshape(p, *shape) if parts else np.zeros((0, *shape))
+
+    pose_a = stack(pose, (NUM_BODY_JOINTS, 3)).astype(np.float32)
+    betas_a = stack(betas, (NUM_BETAS,)).astype(np.float32)
+    transl_a = stack(transl, (3,)).astype(np.float32)
+    k = np.asarray(intrinsics, dtype=np.float64).reshape(-1, 3, 3)
+    _image_reasons(offsets, ~_finite_rows(pose_a, betas_a, transl_a), "non-finite SMPL", reasons)
+    cam_bad = ~(_finite_rows(k) & (k[:, 0, 0] > 0) & (k[:, 1, 1] > 0)) & (np.diff(offsets) > 0)
+    for image in np.flatnonzero(cam_bad):
+        reasons.setdefault(int(image), "cam_int: focal must be finite and > 0")
+    optimised_a = np.array(optimised, dtype=bool)
+    if kept_only and not optimised_a[np.diff(offsets) > 0].all():
+        raise AnnotationFileError(
+            f"{path}: holds images DTO did not optimise (is_optimize False), so it was not written "
+            "with --save_all_annots False; convert it without kept_only (--kept-only)"
+        )
+    status = np.where(
+        optimised_a,
+        DTO_STATUSES.index("kept" if kept_only else "optimised"),
+        DTO_STATUSES.index("not_optimised"),
+    )
+    size = _size_from_principal_point(k[:, :2, 2])
+    heights = _heights(body_model, betas_a)
+    batch = AnnotationBatch.create(
+        image_key=keys,
+        offsets=offsets,
+        source=np.full(len(keys), SOURCES.index(source)),
+        annotation=ANNOTATION_SOURCES.index("dto_official_run"),
+        intrinsics=k,
+        smpl_pose=pose_a,
+        smpl_betas=betas_a,
+        transl_cam=transl_a,
+        width=size[:, 0],
+        height=size[:, 1],
+        dto_status=status,
+        body_height=heights,
+        origin=np.where(np.concatenate(released) if released else np.zeros(0, bool), 0, 1),
+    )
+    return _finish(batch, reasons, _input_file(path, len(keys), arrays), keys)
 
 
 _RELEASE_FIELDS = {
@@ -323,7 +504,8 @@ def _release_field(arrays: dict[str, np.ndarray], field: str, path: Path) -> np.
         if alias in arrays:
             return arrays[alias]
     raise AnnotationFileError(
-        f"{path}: no {field!r} field (aliases {_RELEASE_FIELDS[field]}; found {sorted(arrays)})"
+        f"{path}: no {field!r} field (aliases {_RELEASE_FIELDS[field]}; found "
+        f"{some(sorted(arrays))})"
     )
 
 
@@ -358,8 +540,10 @@ def convert_camerahmr_release(
     columns: dict[str, list[np.ndarray]] = {k: [] for k in (*_RELEASE_FIELDS, "gtkps")}
     row_file: list[np.ndarray] = []
     inputs = []
+    synthetic = []
     for file_index, path in enumerate(paths):
         arrays = load_npz(path)
+        synthetic.append(SYNTHETIC_MARKER in arrays)
         fields = {k: _release_field(arrays, k, path) for k in _RELEASE_FIELDS}
         n = len(fields["imgname"])
         expected = {
@@ -422,11 +606,7 @@ def convert_camerahmr_release(
     half = 0.5 * BOX_SCALE_PX * scale[:, None]
     bbox = np.concatenate([center - half, center + half], axis=1)
     betas = _pad_betas(betas)
-    heights = (
-        body_heights(body_model, np.nan_to_num(betas))
-        if body_model is not None
-        else np.full(len(betas), np.nan, np.float32)
-    )
+    heights = _heights(body_model, betas)
     batch = AnnotationBatch.create(
         image_key=keys,
         offsets=offsets,
@@ -443,7 +623,11 @@ def convert_camerahmr_release(
         origin=np.zeros(len(betas), np.int64),  # every person of the release is "released"
         body_height=heights,
     )
-    files = [_input_file(path, int(np.sum(file_of_row == i))) for i, path in enumerate(inputs)]
+    files = [
+        InputFile(p.name, p.stat().st_size, file_sha256(p), int(np.sum(file_of_row == i)),
+                  synthetic[i])
+        for i, p in enumerate(inputs)
+    ]  # fmt: skip
     keep = np.setdiff1d(np.arange(len(keys)), np.fromiter(reasons, np.int64, len(reasons)))
     first_file = file_of_row[first_row] if len(keys) else np.zeros(0, np.int64)
     rejected = tuple(
@@ -460,7 +644,8 @@ class DTORun:
     intrinsics (S, 3, 3) px. offsets (S + 1,). Per person (N,), bodies AFTER the update
     (`dto_core.update.update_bodies`): smpl_pose (N, 24, 3) or (N, 72) rad, smpl_betas (N, 11),
     transl_cam (N, 3) m; is_released (N,) bool, age (N,) years, p_male (N,); optional bbox_xyxy
-    (N, 4) px and keypoints_2d (N, 44, 3). result: the CrowdResult of the run.
+    (N, 4) px and keypoints_2d (N, 44, 3). result: the CrowdResult of the run. synthetic: the
+    run's scenes are synthetic (the built dataset is then marked so).
     """
 
     source: np.ndarray
@@ -478,6 +663,7 @@ class DTORun:
     bbox_xyxy: np.ndarray | None = None
     keypoints_2d: np.ndarray | None = None
     name: str = "dto-run"
+    synthetic: bool = False
 
 
 def convert_dto_run(run: DTORun, *, keep: Literal["kept", "all"] = "kept") -> Conversion:
@@ -556,7 +742,7 @@ def convert_dto_run(run: DTORun, *, keep: Literal["kept", "all"] = "kept") -> Co
     kept_people = np.asarray(res.status) != PersonStatus.REMOVED
     if not kept_people.all():
         batch = _drop_people(batch, kept_people)
-    file = InputFile(run.name, 0, "", s)
+    file = InputFile(run.name, 0, "", s, run.synthetic)
     drop = {**filtered, **reasons}
     keep_images = np.setdiff1d(np.arange(s), np.fromiter(drop, np.int64, len(drop)))
     rejected = tuple(

@@ -6,9 +6,15 @@
 - `synthetic_release_arrays` + `write_camerahmr_release`: CameraHMR's instance-level
   `*-release.npz` (`imgname`, `center`, `scale`, `pose_cam`, `shape`, `trans_cam`, `cam_int`,
   `gtkps`).
+- `synthetic_dto_output` + `write_dto_output`: the official DTO code's per-source `*_opt.npz`
+  (`np.savez(path, **{image_key: {'pose_cam', 'shape', 'trans_cam', 'cam_int', 'is_released',
+  'is_optimize'}})`, `dto_framework.py`).
 
 The numbers are plausible (people standing 2-20 m in front of a camera with a 30-90 degree FoV,
 a persons-per-image distribution with a long tail) but synthetic: nothing here is real data.
+Every file written here also holds a `__synthetic__` entry (SYNTHETIC_MARKER; `synthetic=False`
+leaves it out), so a dataset built from it is marked synthetic and never published as the real
+dataset.
 """
 
 from __future__ import annotations
@@ -28,15 +34,18 @@ from dto_humans_hub.conventions import (
     NUM_KEYPOINTS,
     NUM_SMPL_BETAS,
     SOURCES,
+    SYNTHETIC_MARKER,
 )
 from dto_humans_hub.writer import write_atomic
 
 __all__ = [
     "IMAGE_SIZES",
+    "synthetic_dto_output",
     "synthetic_image_keys",
     "synthetic_opt_annots",
     "synthetic_release_arrays",
     "write_camerahmr_release",
+    "write_dto_output",
     "write_released_opt",
 ]
 
@@ -48,6 +57,12 @@ MEAN_EXTRA_PEOPLE = 3.8
 
 MINOR_FRACTION = 0.06
 """Share of synthetic people with a kid-template coefficient (DTO-Humans: about 6.2 % minors)."""
+
+MARKER_TEXT = "SYNTHETIC: written by dto_humans_hub.fixtures, not real data"
+
+
+def _marker(synthetic: bool) -> dict[str, np.ndarray]:
+    return {SYNTHETIC_MARKER: np.array(MARKER_TEXT)} if synthetic else {}
 
 
 def synthetic_image_keys(source: str, num_images: int, start: int = 0) -> list[str]:
@@ -132,10 +147,13 @@ def synthetic_opt_annots(
     return annots
 
 
-def write_released_opt(path: str | os.PathLike[str], annots: dict[str, Any]) -> Path:
-    """Write `annots` exactly as the release: `np.savez(path, annots=annots)` (atomically)."""
+def write_released_opt(
+    path: str | os.PathLike[str], annots: dict[str, Any], *, synthetic: bool = True
+) -> Path:
+    """Write `annots` as the release does, `np.savez(path, annots=annots)` (atomically), plus the
+    synthetic marker."""
     path = Path(path)
-    write_atomic(path, lambda f: np.savez(f, annots=annots))
+    write_atomic(path, lambda f: np.savez(f, annots=annots, **_marker(synthetic)))
     return path
 
 
@@ -178,8 +196,52 @@ def synthetic_release_arrays(
     }
 
 
-def write_camerahmr_release(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> Path:
-    """Write release arrays as CameraHMR does: `np.savez(path, **arrays)` (atomically)."""
+def write_camerahmr_release(
+    path: str | os.PathLike[str], arrays: dict[str, np.ndarray], *, synthetic: bool = True
+) -> Path:
+    """Write release arrays as CameraHMR does, `np.savez(path, **arrays)` (atomically), plus the
+    synthetic marker."""
     path = Path(path)
-    write_atomic(path, lambda f: np.savez(f, **arrays))
+    write_atomic(path, lambda f: np.savez(f, **arrays, **_marker(synthetic)))
+    return path
+
+
+def synthetic_dto_output(
+    num_images: int, *, source: str = "coco", seed: int = 0, optimised_fraction: float = 1.0
+) -> dict[str, dict[str, Any]]:
+    """`{image_key: {...}}` of the official `*_opt.npz`: per image `pose_cam` (N, 72), `shape`
+    (N, 11), `trans_cam` (N, 3), `cam_int` (N, 3, 3) float32, `is_released` (N,) bool and
+    `is_optimize`; keys as `dto_framework.py` writes them (InstaVariety without `insta-train/`).
+    Images have at least one person (the official code skips empty ones)."""
+    rng = np.random.default_rng(seed)
+    counts = np.maximum(_people(rng, num_images, 0.0), 1)
+    sc = _scene(rng, counts)
+    keys = [k.removeprefix(INSTA_KEY_PREFIX) for k in synthetic_image_keys(source, num_images)]
+    released = rng.random(len(sc["image_of"])) < 0.8
+    optimised = rng.random(num_images) < optimised_fraction
+    out: dict[str, dict[str, Any]] = {}
+    start = 0
+    for i, key in enumerate(keys):
+        stop = start + counts[i]
+        h, w = sc["size"][i]
+        k = np.array([[sc["focal"][i], 0, w / 2], [0, sc["focal"][i], h / 2], [0, 0, 1]])
+        out[key] = {
+            "pose_cam": sc["pose"][start:stop].reshape(-1, 3 * NUM_BODY_JOINTS).astype(np.float32),
+            "shape": sc["betas"][start:stop].astype(np.float32),
+            "trans_cam": sc["transl"][start:stop].astype(np.float32),
+            "cam_int": np.repeat(k[None], counts[i], axis=0).astype(np.float32),
+            "is_released": released[start:stop],
+            "is_optimize": bool(optimised[i]),
+        }
+        start = stop
+    return out
+
+
+def write_dto_output(
+    path: str | os.PathLike[str], entries: dict[str, dict[str, Any]], *, synthetic: bool = True
+) -> Path:
+    """Write entries as `dto_framework.py` does, `np.savez(path, **entries)` (atomically), plus
+    the synthetic marker."""
+    path = Path(path)
+    write_atomic(path, lambda f: np.savez(f, **entries, **_marker(synthetic)))
     return path

@@ -69,8 +69,12 @@ FIELDS: tuple[FieldSpec, ...] = (
               "vertical field of view 2 atan(height / (2 f_y)); NaN if the height is unknown"),
     FieldSpec("num_people", Value("int16"), "image", "()", "int16", "-",
               "N, the number of people (length of every per-person column)"),
+    FieldSpec("all_people_annotated", Value("bool"), "image", "()", "bool", "-",
+              "every person of the image is annotated (MA-HMR's `detect_all_people`): false for "
+              "MPII, so unmatched detections there are not negatives"),
     FieldSpec("dto_status", ClassLabel(names=list(DTO_STATUSES)), "image", "()", "int64", "-",
-              f"DTO outcome ({_labels(DTO_STATUSES)}); the DTO-Humans release holds kept images"),
+              f"DTO outcome ({_labels(DTO_STATUSES)}); the DTO-Humans release holds kept "
+              "images; MA-HMR's `3d_valid` is `kept`"),
     FieldSpec("dto_score", Value("float32"), "image", "()", "float32", "-",
               "deviation score: mean standardized height residual |h' - mu| / sigma over the "
               "optimised people, skipped people counting 3; kept iff < 1.5; NaN if unknown"),
@@ -126,7 +130,7 @@ FIELDS: tuple[FieldSpec, ...] = (
 
 IMAGE_FIELD = FieldSpec(
     "image", Image(), "image", "()", "image", "-",
-    "the original image bytes (JPEG/PNG, not re-encoded) with `path` = `<source>/<image_key>`; "
+    "the original image bytes (JPEG/PNG, not re-encoded) with `path` = source name / image key; "
     "`images` config only",
 )  # fmt: skip
 

@@ -18,11 +18,18 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from dto_core.priors import PAPER_PRIORS, PriorClass
-from dto_humans_hub.conventions import AGE_GROUPS, ANNOTATIONS_CONFIG, DTO_STATUSES, SOURCES
-from dto_humans_hub.writer import read_manifest, write_atomic
+from dto_humans_hub.conventions import (
+    AGE_GROUPS,
+    ANNOTATION_SOURCES,
+    ANNOTATIONS,
+    DTO_STATUSES,
+    SOURCES,
+)
+from dto_humans_hub.writer import family_shards, read_manifest, write_atomic
 
 __all__ = [
     "CROWD_SIZE",
+    "NO_HEIGHTS",
     "POPULATION_MAX_AGE",
     "DatasetStatistics",
     "compute_statistics",
@@ -39,6 +46,12 @@ CROWD_SIZE = 10
 AGE_BIN_EDGES = (0.0, 3.0, 8.0, 15.0, POPULATION_MAX_AGE)
 """Age groups baby / kid / teen / adult in years (dto_core.priors.AGE_SPLIT)."""
 
+NO_HEIGHTS = (
+    "no body heights: built without a SMPL model\n(give --smpl-model-dir and --kid-template)"
+)
+"""Said on the height figure, and in the card, when every `body_height` is NaN: the release
+files hold betas, not heights, which need the (licensed) SMPL model."""
+
 FIGURES = {
     "persons": "figures/persons_per_image.png",
     "fov": "figures/fov.png",
@@ -48,13 +61,14 @@ FIGURES = {
 
 @dataclass(frozen=True)
 class DatasetStatistics:
-    """Per image: people (M,), fov_y (M,) rad, source (M,), dto_status (M,); per person:
-    body_height (P,) m and age_group (P,) (-1 unknown)."""
+    """Per image: people (M,), fov_y (M,) rad, source (M,), annotation (M,), dto_status (M,);
+    per person: body_height (P,) m and age_group (P,) (-1 unknown)."""
 
     name: str
     people: np.ndarray
     fov_y: np.ndarray
     source: np.ndarray
+    annotation: np.ndarray
     dto_status: np.ndarray
     body_height: np.ndarray
     age_group: np.ndarray
@@ -80,13 +94,15 @@ class DatasetStatistics:
 def compute_statistics(
     root: str | os.PathLike[str], *, name: str | None = None
 ) -> DatasetStatistics:
-    """Statistics of a built dataset's annotations (reads only the needed columns)."""
+    """Statistics of a built dataset's annotations, all splits (reads only the needed columns)."""
     root = Path(root)
     manifest = read_manifest(root)
-    if ANNOTATIONS_CONFIG not in manifest["configs"]:
-        raise FileNotFoundError(f"{root}: no {ANNOTATIONS_CONFIG!r} config built")
-    shards = manifest["configs"][ANNOTATIONS_CONFIG]["splits"]["train"]["shards"]
-    columns = ["source", "num_people", "fov_y", "dto_status", "body_height", "age_group"]
+    if ANNOTATIONS not in manifest["families"]:
+        raise FileNotFoundError(f"{root}: no {ANNOTATIONS!r} config built")
+    shards = family_shards(manifest, ANNOTATIONS)
+    columns = [
+        "source", "annotation", "num_people", "fov_y", "dto_status", "body_height", "age_group"
+    ]
     tables = [pq.read_table(root / s["path"], columns=columns) for s in shards]
 
     def image_col(col: str) -> np.ndarray:
@@ -101,6 +117,7 @@ def compute_statistics(
         people=image_col("num_people").astype(np.int64),
         fov_y=image_col("fov_y").astype(np.float64),
         source=image_col("source").astype(np.int64),
+        annotation=image_col("annotation").astype(np.int64),
         dto_status=image_col("dto_status").astype(np.int64),
         body_height=person_col("body_height").astype(np.float64),
         age_group=person_col("age_group").astype(np.int64),
@@ -126,6 +143,11 @@ def _with_summary(s: DatasetStatistics) -> DatasetStatistics:
             name: int(np.sum(s.source == i))
             for i, name in enumerate(SOURCES)
             if (s.source == i).any()
+        },
+        "images_per_annotation": {
+            name: int(np.sum(s.annotation == i))
+            for i, name in enumerate(ANNOTATION_SOURCES)
+            if (s.annotation == i).any()
         },
         "images_per_dto_status": {
             name: int(np.sum(s.dto_status == i))
@@ -209,6 +231,10 @@ def plot_statistics(
         h = s.body_height[np.isfinite(s.body_height)]
         if h.size:
             ax.hist(h, bins=bins, density=True, alpha=0.6, color=color, label=s.name)
+        elif s.num_people:
+            ax.text(0.03, 0.8 if s is stats else 0.62, f"{s.name}: {NO_HEIGHTS}", ha="left",
+                    va="top", fontsize=8, transform=ax.transAxes,
+                    bbox={"facecolor": "white", "edgecolor": color})  # fmt: skip
     ax.plot(grid, population_height_density(grid), "k-", label="uniform-age population (0-80 y)")
     ax.set_xlabel("body height (m)")
     ax.set_ylabel("density (1/m)")

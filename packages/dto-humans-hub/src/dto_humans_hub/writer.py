@@ -1,32 +1,29 @@
-"""Deterministic, atomic, resumable shard writer and the dataset manifest.
+"""Deterministic, resumable shard writer, the dataset manifest and its verification.
 
-Layout of a built dataset directory (the Hub repository's layout):
+Layout of a build (what a dataset link points to; the Hub repository's layout, see `swap`):
 
-    README.md                                  dataset card (YAML configs + dataset_info), last
-    manifest.json                              row counts, people, bytes and sha256 per shard
-    figures/*.png                              statistics figures
-    data/<config>/<split>-NNNNN-of-MMMMM.parquet
-    .dto-build/                                staging while building (hidden: never loaded, never
-                                               uploaded)
+    README.md                                          dataset card (YAML configs + dataset_info)
+    manifest.json                                      rows, people, bytes and sha256 per shard
+    figures/*.png                                      statistics figures
+    data/<family>/<source>/<split>-NNNNN-of-MMMMM.parquet
+    .dto-build/                                        staging state while the build is written
 
-Rows are sorted by (source, image_key) and cut into the fewest shards of at most
-`max_shard_bytes` (uncompressed Arrow bytes) of equal size, so the same input gives the same
-shards. Each shard is written by `datasets.Dataset.to_parquet` (the library's row groups, content-
-defined chunking, page index and the `huggingface` features metadata) to a temporary file in the
-staging folder, renamed, checksummed and recorded in the staging state; an interrupted build
-re-run with the same input skips the recorded shards and rewrites the rest. Only when every shard
-exists are they moved into `data/`, then `manifest.json` and `README.md` are written, each
-atomically: a reader never sees a partial file, and sees no data at all before the build ends.
+Rows of each (source, split) are sorted by image key and cut into shards of nearly equal size
+(`plan_shards`), so the same input gives the same shards. Each shard is written by
+`datasets.Dataset.to_parquet` (the library's row groups, content-defined chunking, page index and
+the `huggingface` features metadata) to a temporary file, renamed, checksummed and recorded in
+the staging state; an interrupted build re-run with the same input skips the recorded shards and
+rewrites the rest. Nobody reads a build before it is complete: `swap.switch_to` makes it the
+dataset in one rename.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -38,37 +35,36 @@ import pyarrow.parquet as pq
 
 from dto_core import atomic
 from dto_humans_hub.conventions import (
-    ANNOTATIONS_CONFIG,
     DATASET_NAME,
-    IMAGES_CONFIG,
+    FAMILIES,
+    IMAGES,
     MAX_SHARD_BYTES,
+    MIN_SHARD_ROWS,
+    MIN_SHARDS,
     SCHEMA_VERSION,
 )
 from dto_humans_hub.schema import features
 
 __all__ = [
-    "BuildInProgressError",
     "DatasetVerificationError",
+    "Part",
     "ShardInfo",
     "file_sha256",
     "input_digest",
     "plan_shards",
     "read_manifest",
+    "shard_count",
     "shard_name",
     "verify_dataset",
     "write_atomic",
-    "write_config",
+    "write_family",
 ]
 
 logger = logging.getLogger(__name__)
 
 STAGING_DIR = ".dto-build"
 MANIFEST = "manifest.json"
-SPLIT = "train"
-
-
-class BuildInProgressError(RuntimeError):
-    """Another live process is building into the same directory."""
+MANIFEST_VERSION = 2
 
 
 class DatasetVerificationError(ValueError):
@@ -77,15 +73,34 @@ class DatasetVerificationError(ValueError):
 
 @dataclass(frozen=True)
 class ShardInfo:
-    """One written shard: path relative to the dataset root, rows, people, file bytes, sha256,
-    uncompressed Arrow bytes."""
+    """One written shard: path relative to the dataset root, source, split, rows, people, file
+    bytes, sha256, uncompressed Arrow bytes."""
 
     path: str
+    source: str
+    split: str
     num_rows: int
     num_people: int
     num_bytes: int
     sha256: str
     arrow_bytes: int
+
+
+@dataclass(frozen=True)
+class Part:
+    """The rows of one (source, split) of a family: row count, uncompressed bytes per row (for
+    shard planning), people per row, and make_table(start, stop) giving rows start:stop as Arrow
+    (schema of `features(...)`)."""
+
+    source: str
+    split: str
+    row_bytes: np.ndarray
+    people: np.ndarray
+    make_table: Callable[[int, int], pa.Table]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.row_bytes)
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -124,166 +139,158 @@ def _greedy_bounds(cumulative: np.ndarray, cap: int) -> list[int]:
     return bounds
 
 
-def plan_shards(row_bytes: np.ndarray, max_shard_bytes: int = MAX_SHARD_BYTES) -> np.ndarray:
+def shard_count(num_rows: int) -> int:
+    """The fewest shards of a part for parallel streaming: the largest power of two <=
+    min(MIN_SHARDS, num_rows / MIN_SHARD_ROWS), at least 1 (the byte bound may ask for more)."""
+    wanted = min(MIN_SHARDS, num_rows // MIN_SHARD_ROWS)
+    return 1 << (int(wanted).bit_length() - 1) if wanted >= 1 else 1
+
+
+def plan_shards(
+    row_bytes: np.ndarray, max_shard_bytes: int = MAX_SHARD_BYTES, min_shards: int = 1
+) -> np.ndarray:
     """Shard boundaries (S + 1,) over rows of the given sizes, cut at row boundaries: the fewest
-    shards of at most `max_shard_bytes` (a single larger row gets its own), balanced by the
-    smallest per-shard cap that keeps that count, so shards are of nearly equal size and every
-    shard of a multi-shard split holds about half of `max_shard_bytes` or more. Deterministic."""
+    shards of at most `max_shard_bytes` (a single larger row gets its own), but at least
+    `min_shards` (and at most one per row), balanced by the smallest per-shard cap that keeps that
+    count, so shards are of nearly equal size and every shard of a multi-shard split holds about
+    half of `max_shard_bytes` or more when the byte bound sets the count. Deterministic."""
     if max_shard_bytes <= 0:
         raise ValueError(f"max_shard_bytes must be > 0, got {max_shard_bytes}")
     row_bytes = np.asarray(row_bytes, dtype=np.int64)
     cumulative = np.concatenate([[0], np.cumsum(row_bytes)])
     if len(row_bytes) == 0:
         return np.array([0, 0], dtype=np.int64)
-    count = len(_greedy_bounds(cumulative, max_shard_bytes)) - 1  # the fewest shards
+    fewest = len(_greedy_bounds(cumulative, max_shard_bytes)) - 1
+    count = max(fewest, min(min_shards, len(row_bytes)))
     lo = min(-(-int(cumulative[-1]) // count), int(max_shard_bytes))
-    hi = int(max_shard_bytes)  # feasible: that is how `count` was found
-    while lo < hi:  # smallest cap with which the greedy fill still needs only `count` shards
+    hi = int(max_shard_bytes)  # feasible: greedy filling at this cap needs `fewest` <= count
+    while lo < hi:  # smallest cap with which the greedy fill still needs at most `count` shards
         mid = (lo + hi) // 2
         if len(_greedy_bounds(cumulative, mid)) - 1 <= count:
             hi = mid
         else:
             lo = mid + 1
-    return np.array(_greedy_bounds(cumulative, lo), dtype=np.int64)
+    bounds = _greedy_bounds(cumulative, lo)
+    while len(bounds) - 1 < count:  # the cap left fewer: halve the largest shard (by bytes)
+        sizes = np.diff(cumulative[bounds])
+        sizes[np.diff(bounds) < 2] = -1  # a one-row shard cannot be split
+        k = int(np.argmax(sizes))
+        start, stop = bounds[k], bounds[k + 1]
+        half = cumulative[start] + (cumulative[stop] - cumulative[start]) / 2
+        cut = int(np.clip(np.searchsorted(cumulative, half), start + 1, stop - 1))
+        bounds.insert(k + 1, cut)
+    return np.array(bounds, dtype=np.int64)
 
 
-@contextlib.contextmanager
-def _build_lock(staging: Path) -> Iterator[None]:
-    """An exclusive lock file holding the builder's pid; a stale lock (dead pid) is taken over."""
-    staging.mkdir(parents=True, exist_ok=True)
-    lock = staging / "lock"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text() or "0")
-                os.kill(pid, 0)
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale: its builder died
-                continue
-            except PermissionError:
-                pass
-            raise BuildInProgressError(f"{staging.parent}: process {pid} is building it") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            staging.rmdir()  # only if empty
+def empty_manifest() -> dict[str, Any]:
+    return {
+        "dataset": DATASET_NAME,
+        "manifest_version": MANIFEST_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "families": {},
+    }
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The dataset's manifest.json (an empty manifest if there is none yet)."""
+    """The dataset's manifest.json (an empty manifest if there is none yet). Raises
+    DatasetVerificationError for a manifest of another layout version."""
     path = Path(root) / MANIFEST
     if not path.is_file():
-        return {"dataset": DATASET_NAME, "schema_version": SCHEMA_VERSION, "configs": {}}
-    return json.loads(path.read_text())
+        return empty_manifest()
+    manifest = json.loads(path.read_text())
+    if manifest.get("manifest_version") != MANIFEST_VERSION:
+        version = manifest.get("manifest_version", 1)
+        raise DatasetVerificationError(
+            f"{path}: written by another dto-humans-hub (layout {version}, this version reads "
+            f"{MANIFEST_VERSION}); rebuild the dataset"
+        )
+    return manifest
 
 
-def write_config(
-    root: str | os.PathLike[str],
-    config: str,
-    num_rows: int,
-    row_bytes: np.ndarray,
-    make_table: Callable[[int, int], pa.Table],
-    people: np.ndarray,
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    manifest["schema_version"] = SCHEMA_VERSION
+    manifest["generator"] = _generator()
+    families = manifest["families"]
+    manifest["families"] = {f: families[f] for f in FAMILIES if f in families}
+    _write_json(root / MANIFEST, manifest)
+
+
+def family_shards(manifest: dict[str, Any], family: str) -> list[dict[str, Any]]:
+    """Every shard entry of a family, in (split, source, index) order."""
+    entry = manifest["families"].get(family)
+    if entry is None:
+        return []
+    return [s for split in entry["splits"].values() for s in split["shards"]]
+
+
+def write_family(
+    build: Path,
+    family: str,
+    parts: Sequence[Part],
     *,
     input_digest: str,
-    extra: dict[str, Any],
     max_shard_bytes: int = MAX_SHARD_BYTES,
-    restart: bool = False,
-    split: str = SPLIT,
-) -> list[ShardInfo]:
-    """Write one config's split as shards, resumably; update manifest.json. Returns the shards.
+) -> dict[str, Any]:
+    """Write one family's shards into a build folder, resumably; returns its manifest entry
+    (without the caller's extra fields): `input_digest` and per split the row, people and byte
+    counts and every shard.
 
-    make_table(start, stop): the Arrow table of rows start:stop (schema of `features(...)`).
-    people (num_rows,): people per row. input_digest identifies the input: a staging state of a
-    different input is an error unless restart=True. extra: manifest entries of this config.
+    A staging state of the same `input_digest` in the build is resumed (its finished shards are
+    kept if their sha256 still matches); one of a different input is discarded.
     """
-    if config not in (ANNOTATIONS_CONFIG, IMAGES_CONFIG):
-        raise ValueError(f"config must be {ANNOTATIONS_CONFIG!r} or {IMAGES_CONFIG!r}")
-    root = Path(root)
-    staging = root / STAGING_DIR / config / split
-    info = datasets.DatasetInfo(features=features(images=config == IMAGES_CONFIG))
-    with _build_lock(root / STAGING_DIR):
-        bounds = plan_shards(row_bytes, max_shard_bytes)
-        count = len(bounds) - 1
-        state_path = staging / "state.json"
-        state = json.loads(state_path.read_text()) if state_path.is_file() else None
-        if state is not None and state["input_digest"] != input_digest:
-            if not restart:
-                raise ValueError(
-                    f"{root}: an interrupted build of different input is staged in {staging}; "
-                    "pass restart=True (--restart) to discard it"
-                )
-            state = None
-        if state is None or state["bounds"] != bounds.tolist():
-            state = {"input_digest": input_digest, "bounds": bounds.tolist(), "done": {}}
-        staging.mkdir(parents=True, exist_ok=True)
-        for stale in staging.glob(".*.tmp"):
-            stale.unlink()  # partial files of a killed run
+    staging = build / STAGING_DIR
+    info = datasets.DatasetInfo(features=features(images=family == IMAGES))
+    plans = [
+        (part, plan_shards(part.row_bytes, max_shard_bytes, shard_count(part.num_rows)))
+        for part in parts
+    ]
+    state_path = staging / f"{family}.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else None
+    bounds = {f"{p.source}/{p.split}": b.tolist() for p, b in plans}
+    if state is None or state["input_digest"] != input_digest or state["bounds"] != bounds:
+        state = {"input_digest": input_digest, "bounds": bounds, "done": {}}
+    staging.mkdir(parents=True, exist_ok=True)
+    for stale in (build / "data" / family).rglob(".*.tmp"):
+        stale.unlink()  # partial files of a killed run
 
-        final_dir = root / "data" / config
-        shards = []
+    shards: list[ShardInfo] = []
+    for part, cuts in plans:
+        count = len(cuts) - 1
         for i in range(count):
-            name = shard_name(split, i, count)
-            staged, final = staging / name, final_dir / name
-            done = state["done"].get(name)
-            if done is not None and any(
-                p.is_file() and file_sha256(p) == done["sha256"] for p in (staged, final)
-            ):
-                shards.append(ShardInfo(f"data/{config}/{name}", **done))
+            rel = f"data/{family}/{part.source}/{shard_name(part.split, i, count)}"
+            path = build / rel
+            done = state["done"].get(rel)
+            if done is not None and path.is_file() and file_sha256(path) == done["sha256"]:
+                shards.append(ShardInfo(rel, part.source, part.split, **done))
                 continue
-            start, stop = int(bounds[i]), int(bounds[i + 1])
-            table = make_table(start, stop)
+            start, stop = int(cuts[i]), int(cuts[i + 1])
+            table = part.make_table(start, stop)
             dataset = datasets.Dataset(table, info=info)
-            write_atomic(staged, lambda f, d=dataset: d.to_parquet(f))
+            write_atomic(path, lambda f, d=dataset: d.to_parquet(f))
             done = {
                 "num_rows": stop - start,
-                "num_people": int(people[start:stop].sum()),
-                "num_bytes": staged.stat().st_size,
-                "sha256": file_sha256(staged),
+                "num_people": int(part.people[start:stop].sum()),
+                "num_bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
                 "arrow_bytes": table.nbytes,
             }
-            state["done"][name] = done
+            state["done"][rel] = done
             _write_json(state_path, state)
-            shards.append(ShardInfo(f"data/{config}/{name}", **done))
-            logger.info("wrote %s (%d rows)", name, stop - start)
+            shards.append(ShardInfo(rel, part.source, part.split, **done))
+            logger.info("wrote %s (%d rows)", rel, stop - start)
 
-        # publish: drop this config's shards of an older plan, move the new ones in, then manifest
-        final_dir.mkdir(parents=True, exist_ok=True)
-        wanted = {Path(s.path).name for s in shards}
-        for old in final_dir.glob(f"{split}-*.parquet"):
-            if old.name not in wanted:
-                old.unlink()
-        for shard in shards:
-            staged = staging / Path(shard.path).name
-            if staged.is_file():
-                os.replace(staged, root / shard.path)
-        manifest = read_manifest(root)
-        manifest["schema_version"] = SCHEMA_VERSION
-        manifest["generator"] = _generator()
-        entry = manifest["configs"].setdefault(config, {})
-        entry.update(extra)
-        entry["input_digest"] = input_digest
-        entry.setdefault("splits", {})[split] = {
-            "num_rows": int(num_rows),
-            "num_people": int(people.sum()),
-            "num_bytes": sum(s.num_bytes for s in shards),
-            "arrow_bytes": sum(s.arrow_bytes for s in shards),
-            "shards": [asdict(s) for s in shards],
+    splits: dict[str, Any] = {}
+    for split in sorted({s.split for s in shards}, key=lambda x: (x != "train", x)):
+        these = [s for s in shards if s.split == split]
+        splits[split] = {
+            "num_rows": sum(s.num_rows for s in these),
+            "num_people": sum(s.num_people for s in these),
+            "num_bytes": sum(s.num_bytes for s in these),
+            "arrow_bytes": sum(s.arrow_bytes for s in these),
+            "shards": [asdict(s) for s in these],
         }
-        manifest["configs"] = dict(sorted(manifest["configs"].items()))
-        _write_json(root / MANIFEST, manifest)
-        state_path.unlink()
-        with contextlib.suppress(OSError):
-            staging.rmdir()
-            staging.parent.rmdir()
-    return shards
+    state_path.unlink()
+    return {"input_digest": input_digest, "splits": splits}
 
 
 def _generator() -> dict[str, str]:
@@ -301,12 +308,16 @@ def verify_dataset(root: str | os.PathLike[str], *, checksums: bool = True) -> d
     count and (if `checksums`) sha256, and no unlisted Parquet file under data/. Returns the
     manifest; raises DatasetVerificationError listing every problem."""
     root = Path(root)
+    if not root.is_dir():
+        raise DatasetVerificationError(f"{root}: no such folder")
     if not (root / MANIFEST).is_file():
-        raise DatasetVerificationError(f"{root}: no {MANIFEST} (not a built dataset)")
+        raise DatasetVerificationError(
+            f"{root}: no {MANIFEST} (not a built dataset; build one with `dto-humans-hub build`)"
+        )
     manifest = read_manifest(root)
     problems = []
     listed = set()
-    for config, entry in manifest["configs"].items():
+    for family, entry in manifest["families"].items():
         for split, info in entry["splits"].items():
             rows = 0
             for shard in info["shards"]:
@@ -330,7 +341,7 @@ def verify_dataset(root: str | os.PathLike[str], *, checksums: bool = True) -> d
                     )
                 rows += num
             if rows != info["num_rows"] and not problems:
-                problems.append(f"{config}/{split}: {rows} rows, manifest says {info['num_rows']}")
+                problems.append(f"{family}/{split}: {rows} rows, manifest says {info['num_rows']}")
     for path in sorted((root / "data").rglob("*.parquet")) if (root / "data").is_dir() else []:
         relative = path.relative_to(root).as_posix()
         if relative not in listed:
