@@ -73,7 +73,7 @@ def output_names(images: Sequence[Path]) -> list[str]:
     """A distinct output name per image (no suffix; may hold '/'): the file stem when stems are
     unique, else the shortest tail of the path that tells them apart (`a/same`, `b/same`), with
     the suffix kept only where needed (`x.jpg`, `x.png` -> `x_jpg`, `x_png`)."""
-    parts = [image.resolve().parts for image in images]
+    parts = [image.resolve().parts[1:] for image in images]  # without the root
     depth = max((len(p) for p in parts), default=1)
     for keep_suffix in (False, True):
         for k in range(1, depth + 1):
