@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
 from PIL import Image
 
 from dto_core.synthetic_body import write_synthetic_smpl_dir
@@ -83,7 +84,7 @@ def test_outputs_and_bad_images_skipped(assets, tmp_path, capsys) -> None:
     code, stdout, stderr = run(
         [images, "--model", assets["model"], "--smpl-dir", assets["smpl"], "--conf", "0.0",
          "--fov-deg", "50", "--out", out, "--meshes", "--predictions", tmp_path / "bench.npz",
-         "--profile"],
+         "--profile", "--glb"],
         capsys,
     )  # fmt: skip
     assert code == 1  # some images were skipped
@@ -105,6 +106,12 @@ def test_outputs_and_bad_images_skipped(assets, tmp_path, capsys) -> None:
     assert math.isclose(first["fov_deg"], 50.0, rel_tol=1e-5)
     person = first["persons"][0]
     assert len(person["betas"]) == 11 and len(person["joints"]) == len(person["keypoints_2d"]) == 45
+    assert person["height_m"] > 0 and person["distance_m"] > 0
+    for name, size in (("a", (120, 160)), ("b", (90, 60))):  # pictures of the good images
+        assert Image.open(out / f"{name}.overlay.png").size == size[::-1]
+        assert Image.open(out / f"{name}.bev.png").size == (768, 768)
+        assert Image.open(out / f"{name}.side.png").size == (768, 432)
+        assert len(trimesh.load(out / f"{name}.glb").geometry) == 8
     meshes = sorted(out.glob("*.obj"))
     assert len(meshes) == 16 and meshes[0].name == "a.person00.obj"
     lines = meshes[0].read_text().splitlines()
@@ -129,7 +136,8 @@ def test_outputs_and_bad_images_skipped(assets, tmp_path, capsys) -> None:
 
     # --profile: the stages of the issue, shares summing to 100 %
     table = stdout[stdout.index("MA-HMR tiny") :]
-    for stage in ("load / pre-process", "encoder", "decoder + heads", "body model", "writing"):
+    stages = ("load / pre-process", "encoder", "decoder + heads", "body model", "rendering")
+    for stage in (*stages, "writing"):
         assert stage in table
     shares = [float(line.split()[-1].rstrip("%")) for line in table.splitlines()[2:8]]
     assert math.isclose(sum(shares), 100.0, abs_tol=0.5)
@@ -139,6 +147,7 @@ def test_same_file_names_in_two_folders(assets, tmp_path, capsys) -> None:
     write_image(tmp_path / "day1" / "same.jpg", (64, 64, 3), seed=1)
     write_image(tmp_path / "day2" / "same.jpg", (64, 80, 3), seed=2)
     common = ["--model", assets["model"], "--smpl-dir", assets["smpl"], "--conf", "0.0"]
+    common += ["--render", "none"]
     folders = [tmp_path / "day1", tmp_path / "day2"]
     # keys of the prediction file collide: refused before any work, nothing written
     code, _, stderr = run(
@@ -188,6 +197,7 @@ def test_errors_are_one_line_and_name_the_argument(assets, tmp_path, capsys, mon
         ([tmp_path / "missing.jpg", *model], "missing.jpg: no such image file or folder"),
         ([image, image, *model], "given twice"),
         ([image, *model, "--device", "gpu"], "--device gpu: expected auto, cpu"),
+        ([image, *model, "--render", "overlay,top"], "--render overlay,top: choose from"),
     ]
     if not torch.cuda.is_available():
         cases.append(([image, *model, "--device", "cuda"], "--device cuda: no CUDA GPU"))
@@ -226,7 +236,7 @@ def test_tiny_model_offline_and_ctrl_c_leaves_whole_files(tmp_path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, str(APP), tmp_path / "images", "--model", "tiny", "--out", out,
-         "--meshes", "--batch-size", "1"],
+         "--meshes", "--render", "none", "--batch-size", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "SMPL_MODEL_DIR": str(tmp_path / "nowhere")},
     )  # fmt: skip

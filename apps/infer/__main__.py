@@ -1,9 +1,9 @@
 """apps/infer: images -> people in metres (MA-HMR).
 
     uv run apps/infer IMAGE_OR_DIR... (--model DIR_OR_HUB_ID | --model tiny | --official CKPT)
-        [--out DIR] [--smpl-dir DIR] [--conf 0.3] [--fov-deg DEG] [--batch-size 4]
-        [--device auto] [--meshes] [--predictions FILE.npz [--key-depth 1]] [--profile]
-        [--compile]
+        [--out DIR] [--render overlay,side,bev | none] [--glb] [--meshes] [--smpl-dir DIR]
+        [--conf 0.3] [--fov-deg DEG] [--batch-size 4] [--device auto]
+        [--predictions FILE.npz [--key-depth 1]] [--profile] [--compile]
 
 Try it offline in one command: `uv run apps/infer photo.jpg --model tiny` (random weights and a
 synthetic body model: the outputs are meaningless, the files and their layout are real).
@@ -13,7 +13,11 @@ or a Hub repo id; `--official` an official SAT-HMR `.pth` / MA-HMR `.bin`. The S
 from `--smpl-dir` or `$SMPL_MODEL_DIR`. Written to `--out` as each image finishes:
 `<name>.people.json` (the camera: vertical FoV, focal length, intrinsics in image pixels; per
 person: confidence, box, SMPL parameters, translation (m), 3D joints (m, camera frame), 2D
-keypoints (px)) and, with `--meshes`, `<name>.personNN.obj` (camera coordinates). At the end:
+keypoints (px), T-pose height (m), distance from the camera (m)); the pictures of `--render`:
+`<name>.overlay.png` (the meshes over the photo), `<name>.side.png` and `<name>.bev.png` (side
+and bird's-eye views with a metric grid, the camera frustum, each person's height and
+distance); with `--glb`, `<name>.glb` (the scene in camera space, one node per person, for any
+3D viewer); with `--meshes`, `<name>.personNN.obj` (camera coordinates). At the end:
 `predictions.json` (every image, and the images that were skipped with the reason) and, with
 `--predictions`, hmr-bench's prediction file for `uv run apps/eval` (image keys are the last
 `--key-depth` path components: 1 for Relative Human's basenames, 3 for 3DPW's
@@ -37,6 +41,7 @@ from mahmr_infer.inputs import (
     check_model_source,
     check_positive,
     check_smpl_dir,
+    check_views,
     find_images,
     image_keys,
     output_names,
@@ -66,6 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--out", type=Path, default=Path("infer_out"), help="output folder")
+    parser.add_argument(
+        "--render", default="overlay,side,bev", help="pictures per image: overlay,side,bev or none"
+    )
+    parser.add_argument("--glb", action="store_true", help="the 3D scene as <name>.glb")
     parser.add_argument("--meshes", action="store_true", help="one OBJ per person")
     parser.add_argument("--predictions", type=Path, default=None, help="hmr-bench .npz file")
     parser.add_argument(
@@ -86,6 +95,7 @@ def check_args(args: argparse.Namespace) -> tuple[list[Path], list[str], list[st
     check_positive("--batch-size", args.batch_size)
     check_positive("--key-depth", args.key_depth)
     parse_device(args.device)
+    args.views = check_views(args.render)
     if args.source.kind != TINY:
         args.smpl_dir = check_smpl_dir(args.smpl_dir, args.source.num_betas)
     if args.out.exists() and not args.out.is_dir():
@@ -107,11 +117,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
+    from hmr_render import save_png
     from mahmr_infer.loading import SYNTHETIC_BANNER, load_model, resolve_device
+    from mahmr_infer.pictures import render_views, write_glb
     from mahmr_infer.records import (
         UNITS,
         benchmark_predictions,
         image_record,
+        summarize,
         write_json,
         write_obj,
     )
@@ -138,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for result in run_images(
             loaded.model, images, conf_thresh=args.conf, fov=fov, batch_size=args.batch_size,
-            return_vertices=args.meshes or args.predictions is not None, times=times,
+            return_vertices=bool(args.views) or args.glb or args.meshes or keys is not None,
+            keep_pixels="overlay" in args.views, times=times,
         ):  # fmt: skip
             bar.update()
             if not result.ok:
@@ -146,9 +160,16 @@ def main(argv: list[str] | None = None) -> int:
                 tqdm.write(f"skipped {result.path}: {result.error}", file=sys.stderr)
                 continue
             name, prediction = names[result.index], result.prediction
-            record = image_record(result.path, prediction)
+            summary = summarize(prediction, loaded.height_model)
+            record = image_record(result.path, prediction, summary)
+            with times.stage("rendering"):
+                pictures = render_views(result.pixels, prediction, faces, summary, args.views)
             with times.stage("writing"):
                 write_json(args.out / f"{name}.people.json", record)
+                for view, picture in pictures.items():
+                    save_png(args.out / f"{name}.{view}.png", picture)
+                if args.glb and len(prediction.persons):
+                    write_glb(args.out / f"{name}.glb", prediction, faces)
                 if args.meshes:
                     for i, vertices in enumerate(prediction.persons.vertices):
                         write_obj(args.out / f"{name}.person{i:02d}.obj", vertices, faces)

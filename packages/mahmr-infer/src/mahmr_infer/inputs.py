@@ -25,6 +25,7 @@ __all__ = [
     "check_model_source",
     "check_positive",
     "check_smpl_dir",
+    "check_views",
     "find_images",
     "image_keys",
     "output_names",
@@ -222,3 +223,21 @@ def check_positive(name: str, value: int) -> int:
     if value < 1:
         raise InputError(f"{name} {value}: must be at least 1")
     return value
+
+
+VIEWS = ("overlay", "side", "bev")
+"""The pictures of a run (drawn by mahmr_infer.pictures): the meshes over the photo, the side
+view, the bird's-eye view."""
+
+
+def check_views(text: str) -> tuple[str, ...]:
+    """`--render overlay,side,bev` (any subset) or `none` -> the views, in VIEWS order."""
+    if text.strip() == "none":
+        return ()
+    asked = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = sorted(set(asked) - set(VIEWS))
+    if unknown or not asked:
+        raise InputError(
+            f"--render {text}: choose from {','.join(VIEWS)} (comma-separated) or none"
+        )
+    return tuple(v for v in VIEWS if v in asked)

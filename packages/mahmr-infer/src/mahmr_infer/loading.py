@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import torch
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
+from dto_core.body import BodyModel
 from dto_core.synthetic_body import write_synthetic_smpl_dir
 from mahmr_model import MAHMR, CheckpointError, SMPLBody, tiny
+from mahmr_model.body import KID_TEMPLATE_FILE, find_smpl_file
 
 from .inputs import TINY, InputError, ModelSource
 
@@ -27,14 +29,16 @@ SYNTHETIC_BANNER = (
 class LoadedModel:
     """A model ready for `predict`, and what it was loaded from.
 
-    synthetic: random weights and the synthetic body model (`--model tiny`): outputs are
-    meaningless and every report says so. dropped: keys an official checkpoint did not load,
-    with the reason.
+    height_model: the same SMPL files in dto-core's NumPy model (with the kid template for 11
+    betas), for T-pose heights. synthetic: random weights and the synthetic body model
+    (`--model tiny`): outputs are meaningless and every report says so. dropped: keys an
+    official checkpoint did not load, with the reason.
     """
 
     model: MAHMR
     source: ModelSource
     device: torch.device
+    height_model: BodyModel
     synthetic: bool = False
     dropped: dict[str, str] = field(default_factory=dict)
 
@@ -88,14 +92,16 @@ def load_model(
             model = MAHMR(tiny())
         with tempfile.TemporaryDirectory(prefix="mahmr-synthetic-smpl-") as folder:
             write_synthetic_smpl_dir(folder, seed=seed)
-            body = SMPLBody.from_dir(folder, kid=True)
+            body, height_model = _load_body(folder, kid=True)
     else:
         model, dropped = _load_weights(source, device)
-        body = _load_body(smpl_dir, kid=model.config.num_betas == 11)
+        body, height_model = _load_body(smpl_dir, kid=model.config.num_betas == 11)
     model = model.to(device).set_body(body.to(device)).eval()
     if compile_blocks:
         model.compile_blocks()
-    return LoadedModel(model, source, device, synthetic=source.kind == TINY, dropped=dropped)
+    return LoadedModel(
+        model, source, device, height_model, synthetic=source.kind == TINY, dropped=dropped
+    )
 
 
 def _load_weights(source: ModelSource, device: torch.device) -> tuple[MAHMR, dict[str, str]]:
@@ -120,10 +126,14 @@ def _load_weights(source: ModelSource, device: torch.device) -> tuple[MAHMR, dic
         ) from None
 
 
-def _load_body(smpl_dir: str | os.PathLike[str] | None, kid: bool) -> SMPLBody:
+def _load_body(smpl_dir: str | os.PathLike[str] | None, kid: bool) -> tuple[SMPLBody, BodyModel]:
+    """The torch layer of the network and dto-core's NumPy model of the same files."""
     where = f"--smpl-dir {smpl_dir}" if smpl_dir is not None else "$SMPL_MODEL_DIR"
     try:
-        return SMPLBody.from_dir(smpl_dir, kid=kid)
+        body = SMPLBody.from_dir(smpl_dir, kid=kid)
+        path = find_smpl_file(smpl_dir)
+        template = path.parent / KID_TEMPLATE_FILE if kid else None
+        return body, BodyModel.from_file(path, kid_template=template)
     except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise InputError(
             f"{where}: the SMPL files cannot be loaded ({_first_line(exc)}); "

@@ -8,21 +8,25 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dto_core.body import BodyModel
 from hmr_bench.datasets.common import write_atomic
 from hmr_bench.predictions import Predictions
 from mahmr_model import ImagePrediction
 
 __all__ = [
     "UNITS",
+    "PeopleSummary",
     "benchmark_fields",
     "benchmark_predictions",
     "image_record",
     "person_records",
+    "summarize",
     "write_json",
     "write_obj",
 ]
@@ -30,12 +34,53 @@ __all__ = [
 UNITS = {"3d": "metres, OpenCV camera frame", "2d": "pixels of the input image"}
 
 
-def person_records(prediction: ImagePrediction) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class PeopleSummary:
+    """What the labels and tables show, per person (N,).
+
+    heights: T-pose height (m) of the predicted shape (dto_core's `tpose_height`, the height of
+    hmr-bench's height error). distances: camera centre to pelvis (SMPL joint 0), m.
+    scores: detection confidence.
+    """
+
+    heights: np.ndarray
+    distances: np.ndarray
+    scores: np.ndarray
+
+    def rows(self) -> list[dict[str, float]]:
+        """One dict per person: person (1-based), height_m, distance_m, confidence."""
+        columns = zip(self.heights, self.distances, self.scores, strict=True)
+        return [
+            {"person": i + 1, "height_m": round(float(h), 3), "distance_m": round(float(d), 3),
+             "confidence": round(float(s), 3)}
+            for i, (h, d, s) in enumerate(columns)
+        ]  # fmt: skip
+
+
+def summarize(prediction: ImagePrediction, height_model: BodyModel) -> PeopleSummary:
+    """Heights and distances of an image's people; `height_model` has the prediction's betas
+    (the neutral SMPL, plus the kid template for 11 betas)."""
+    persons = prediction.persons
+    heights = (
+        height_model.tpose_height(persons.betas.astype(np.float64)) if len(persons) else np.zeros(0)
+    )
+    distances = np.linalg.norm(persons.joints[:, 0].astype(np.float64), axis=1)
+    return PeopleSummary(heights, distances, persons.scores.astype(np.float64))
+
+
+def person_records(
+    prediction: ImagePrediction, summary: PeopleSummary | None = None
+) -> list[dict[str, Any]]:
     """Per person: score, box (xyxy px), SMPL parameters, translation (m), 45 joints (m),
-    their 2D projections (px)."""
+    their 2D projections (px) and, with a summary, height_m and distance_m."""
     p = prediction.persons
+    extra = [{}] * len(p) if summary is None else [
+        {"height_m": float(h), "distance_m": float(d)}
+        for h, d in zip(summary.heights, summary.distances, strict=True)
+    ]  # fmt: skip
     return [
         {
+            **extra[i],
             "score": float(p.scores[i]),
             "box_xyxy": p.boxes[i].tolist(),
             "global_orient": p.global_orient[i].tolist(),
@@ -49,7 +94,9 @@ def person_records(prediction: ImagePrediction) -> list[dict[str, Any]]:
     ]
 
 
-def image_record(path: Path, prediction: ImagePrediction) -> dict[str, Any]:
+def image_record(
+    path: Path, prediction: ImagePrediction, summary: PeopleSummary | None = None
+) -> dict[str, Any]:
     """One image: file, size (H, W), camera (vertical FoV, focal, K in image px), people."""
     return {
         "file": str(path),
@@ -58,7 +105,7 @@ def image_record(path: Path, prediction: ImagePrediction) -> dict[str, Any]:
         "focal_px": prediction.focal,
         "intrinsics": prediction.intrinsics.tolist(),
         "camera_source": prediction.camera_source,
-        "persons": person_records(prediction),
+        "persons": person_records(prediction, summary),
     }
 
 
