@@ -170,14 +170,16 @@ def _is_repo_id(text: str) -> bool:
     return True
 
 
-def check_smpl_dir(smpl_dir: str | os.PathLike[str] | None, num_betas: int | None) -> Path:
-    """The SMPL folder from `--smpl-dir` or $SMPL_MODEL_DIR, holding SMPL_NEUTRAL.pkl / .npz
-    (and the kid template for 11-beta models), checked as mahmr_model.SMPLBody looks for them."""
-    where = "--smpl-dir" if smpl_dir is not None else f"${SMPL_DIR_ENV}"
+def check_smpl_dir(
+    smpl_dir: str | os.PathLike[str] | None, num_betas: int | None, flag: str = "--smpl-dir"
+) -> Path:
+    """The SMPL folder from the argument `flag` or $SMPL_MODEL_DIR, holding SMPL_NEUTRAL.pkl /
+    .npz (and the kid template for 11-beta models), checked as mahmr_model.SMPLBody looks."""
+    where = flag if smpl_dir is not None else f"${SMPL_DIR_ENV}"
     root = smpl_dir if smpl_dir is not None else os.environ.get(SMPL_DIR_ENV)
     if root is None:
         raise InputError(
-            f"no SMPL model folder: pass --smpl-dir DIR or set {SMPL_DIR_ENV} to a folder with "
+            f"no SMPL model folder: pass {flag} DIR or set {SMPL_DIR_ENV} to a folder with "
             "SMPL_NEUTRAL.pkl (licensed: smpl.is.tue.mpg.de), or try --model tiny"
         )
     root = Path(root)
