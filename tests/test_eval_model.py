@@ -93,6 +93,8 @@ def test_eval_model_equals_infer_then_eval(benchmark, confident_tiny, tmp_path, 
     ]
     assert metrics[0] == metrics[1]
 
+    if benchmark != "rh":
+        return
     # a second run reuses the finished prediction file
     args = [*common, "--model", confident_tiny, "--out", tmp_path / "direct"]
     assert eval_app.main([str(a) for a in args]) == 0

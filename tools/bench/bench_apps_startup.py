@@ -22,8 +22,12 @@ REPEATS = 5
 COMMANDS = {
     "python (empty)": ["-c", "pass"],
     "apps/infer --help": [str(ROOT / "apps" / "infer"), "--help"],
-    "apps/infer missing.jpg --model tiny": [str(ROOT / "apps" / "infer"), "missing.jpg",
-                                            "--model", "tiny"],  # fmt: skip
+    "apps/infer missing.jpg --model tiny": [
+        str(ROOT / "apps" / "infer"),
+        "missing.jpg",
+        "--model",
+        "tiny",
+    ],
     "apps/eval --help": [str(ROOT / "apps" / "eval"), "--help"],
     "import torch": ["-c", "import torch"],
     "import mahmr_model": ["-c", "import mahmr_model"],
