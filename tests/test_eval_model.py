@@ -120,6 +120,7 @@ def test_eval_model_errors(confident_tiny, tmp_path, capsys) -> None:
             eval_app.main(args)
         assert message in str(caught.value), (message, caught.value)
         assert "Traceback" not in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        eval_app.main(common)  # neither --pred nor --model
-    assert "give --pred FILE, or --model" in capsys.readouterr().err
+    for extra in ([], ["--pred", "p.npz", "--model", "tiny"]):  # neither, both
+        with pytest.raises(SystemExit):
+            eval_app.main([*common, *extra])
+        assert "give one of --pred FILE, --model" in capsys.readouterr().err

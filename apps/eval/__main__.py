@@ -104,10 +104,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def predictions_from_model(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
-    """Run the model over the benchmark's images (or reuse the finished prediction file of the
-    same settings) and return <out>/<benchmark>_predictions.npz."""
-    if (args.model is None) == (args.official is None):
-        parser.error("give --pred FILE, or --model DIR_OR_HUB_ID / --official FILE")
+    """--pred as given, or run the model over the benchmark's images (or reuse the finished
+    prediction file of the same settings) and return <out>/<benchmark>_predictions.npz."""
+    sources = [f for f in ("pred", "model", "official") if getattr(args, f) is not None]
+    if len(sources) != 1:
+        parser.error("give one of --pred FILE, --model DIR_OR_HUB_ID, --official FILE")
+    if args.pred is not None:
+        return args.pred
     from mahmr_infer import inputs
 
     try:
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("eval_results"))
     parser.add_argument("--label", default=None, help="name of our row in the table")
     args = parser.parse_args(argv)
-    args.pred = args.pred or predictions_from_model(parser, args)
+    args.pred = predictions_from_model(parser, args)
 
     config = ProtocolConfig.for_mode(args.mode, **parse_flags(args.flags))
     try:
