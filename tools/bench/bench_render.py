@@ -249,13 +249,14 @@ CANDIDATES: dict[str, tuple[Callable[..., Buffers], tuple[str, ...], str]] = {
 
 
 def timed(fn: Callable[[], Buffers], repeats: int) -> tuple[float, Buffers]:
-    out = fn()  # warm-up
+    """Fastest of `repeats` runs after a warm-up, in ms: on a shared machine the least disturbed."""
+    out = fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times)), out
+    return 1e3 * min(times), out
 
 
 def main() -> None:
@@ -264,7 +265,7 @@ def main() -> None:
         model = BodyModel.from_dir(tmp)
     vertices, K = scene(model)
     faces = model.faces
-    print(f"{PERSONS} bodies x {faces.shape[0]} faces at {SIZE} x {SIZE}, median of {REPEATS}")
+    print(f"{PERSONS} bodies x {faces.shape[0]} faces at {SIZE} x {SIZE}, fastest of {REPEATS}")
     print(f"{'candidate':<32} {'ms':>8} {'x':>6} {'pixels differing':>16} {'max |dz| m':>11}")
     baseline, reference = None, None
     for name, (fn, needs, _) in CANDIDATES.items():
