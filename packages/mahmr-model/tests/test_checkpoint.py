@@ -141,8 +141,43 @@ def test_official_file_round_trip_tiny(
 def test_pickles_are_loaded_with_weights_only(tmp_path: Path, make_tiny: Callable) -> None:
     path = tmp_path / "evil.pth"
     torch.save({"weights": Path("/etc")}, path)  # an arbitrary Python object
-    with pytest.raises(Exception, match=r"[Ww]eights only load failed|Unsupported"):
+    with pytest.raises(CheckpointError, match=r"evil\.pth: holds Python objects") as caught:
         make_tiny().load_checkpoint(path)
+    assert "weights_only" not in str(caught.value)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".bin", ".safetensors"])
+def test_unreadable_checkpoints_are_named(tmp_path: Path, make_tiny: Callable, suffix: str) -> None:
+    """Junk text and a truncated file: one CheckpointError naming the file, no unpickling advice."""
+    model = make_tiny()
+    good = tmp_path / f"good{suffix}"
+    if suffix == ".safetensors":
+        model.save_pretrained(tmp_path / "ckpt")
+        good = tmp_path / "ckpt" / "model.safetensors"
+    else:
+        torch.save(model.state_dict(), good)
+    truncated = tmp_path / f"truncated{suffix}"
+    truncated.write_bytes(good.read_bytes()[:3000])
+    junk = tmp_path / f"junk{suffix}"
+    junk.write_text("not a checkpoint\n")
+    for path in (truncated, junk):
+        message = re.escape(f"{path.name}: not a readable")
+        with pytest.raises(CheckpointError, match=message) as caught:
+            make_tiny().load_checkpoint(path)
+        assert "weights_only" not in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth: checkpoint file not found"):
+        make_tiny().load_checkpoint(tmp_path / "missing.pth")
+
+
+def test_from_pretrained_names_a_missing_folder(tmp_path: Path) -> None:
+    """A path that is not a folder is not sent to the Hub as a repo id."""
+    with pytest.raises(FileNotFoundError, match="nomodel: no such model folder"):
+        MAHMR.from_pretrained(tmp_path / "nomodel")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"config\.json: not valid JSON"):
+        MAHMR.from_pretrained(tmp_path / "bad")
 
 
 def _fake_dinov2(dim: int, depth: int, side: int, *, mask_token: bool) -> dict[str, torch.Tensor]:

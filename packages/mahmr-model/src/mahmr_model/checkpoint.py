@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from dto_core.atomic import write_atomic
@@ -141,17 +143,43 @@ def read_state_dict(
 ) -> dict[str, torch.Tensor]:
     """A state dict from `.safetensors` or a torch pickle (`.pth` / `.bin`, `weights_only=True`)."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
     if path.suffix == ".safetensors":
-        return load_file(path, device=str(map_location))
+        try:
+            return load_file(path, device=str(map_location))
+        except SafetensorError as exc:
+            raise CheckpointError(_unreadable(path, "safetensors", exc)) from exc
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not an object refusal: broken pickle data
+            raise CheckpointError(_unreadable(path, "PyTorch", exc)) from exc
+        raise CheckpointError(
+            f"{path}: holds Python objects besides tensors, which are never unpickled here; "
+            "give a plain state dict of tensors (the official .pth / .bin release files are)"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(_unreadable(path, "PyTorch", exc)) from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(
             f"{path}: not a plain state dict of tensors (extract the model's state dict first)"
         )
     return state
+
+
+def _unreadable(path: Path, kind: str, exc: BaseException) -> str:
+    """One line: the file, what it should be, the reader's first line (never torch's advice to
+    unpickle with weights_only=False)."""
+    lines = str(exc).strip().splitlines()
+    reason = lines[0][:120] if lines and "weights_only" not in lines[0] else type(exc).__name__
+    return (
+        f"{path}: not a readable {kind} checkpoint ({reason}); the file is truncated, corrupt "
+        "or of another format: download or export it again"
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -376,8 +404,11 @@ def load_checkpoint_file(
     `.pth` / `.bin` (by key layout) into `model`, strictly."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+        except SafetensorError as exc:
+            raise CheckpointError(_unreadable(path, "safetensors", exc)) from exc
         if "config" in metadata:
             saved = MAHMRConfig.from_dict(json.loads(metadata["config"]))
             if saved != model.config:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from torch import Tensor, nn
 
 from .body import SMPLBody
@@ -68,6 +69,17 @@ __all__ = ["MAHMR", "DenoisingQueries", "LayerOutput", "MAHMROutput"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+def _looks_like_path(text: str) -> bool:
+    """True unless `text` is a valid Hub repo id (huggingface_hub's own rule)."""
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return True
+    return False
+
+
 IDENTITY_6D = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)  # identity rotation, row-major 3x2 (SPIN layout)
 BodyLayers = Literal["last", "all", "none"]
 
@@ -334,6 +346,10 @@ class MAHMR(
         `hf download <repo> --local-dir DIR`.
         """
         source = Path(pretrained_model_name_or_path)
+        if not source.is_dir() and _looks_like_path(str(pretrained_model_name_or_path)):
+            raise FileNotFoundError(
+                f"{source}: no such model folder (a Hub repo id looks like 'org/name')"
+            )
         files = {}
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if source.is_dir():
@@ -348,8 +364,15 @@ class MAHMR(
                         force_download=force_download,
                     )
                 )  # fmt: skip
-        saved = json.loads(files[CONFIG_FILE].read_text())
-        if saved.get("architecture") != ARCHITECTURE or "config" not in saved:
+        try:
+            saved = json.loads(files[CONFIG_FILE].read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{files[CONFIG_FILE]}: not valid JSON ({exc})") from exc
+        if (
+            not isinstance(saved, dict)
+            or saved.get("architecture") != ARCHITECTURE
+            or ("config" not in saved)
+        ):
             raise CheckpointError(f"{files[CONFIG_FILE]} is not a {ARCHITECTURE} config")
         with torch.device("meta"):
             model = cls(MAHMRConfig.from_dict(saved["config"]))
