@@ -87,6 +87,8 @@ def test_eval_model_equals_infer_then_eval(benchmark, confident_tiny, tmp_path, 
     assert sorted(one.fields) == sorted(two.fields)
     for name in one.fields:
         np.testing.assert_array_equal(one.fields[name], two.fields[name], err_msg=name)
+    np.testing.assert_array_equal(one.image_fields["K"], two.image_fields["K"])
+    assert one.image_fields["K"].shape == (len(keys), 3, 3)
     metrics = [
         json.loads((tmp_path / run / f"{benchmark}_clean.json").read_text())["metrics"]
         for run in ("direct", "two_step")

@@ -102,6 +102,8 @@ def test_benchmark_predictions_round_trip(model, tmp_path: Path) -> None:
     pose = np.concatenate([results[1].persons.global_orient, results[1].persons.body_pose], 1)
     np.testing.assert_allclose(back.fields["pose"][rows], pose)
     np.testing.assert_allclose(back.fields["K"][rows][0], results[1].intrinsics)
+    for i, result in enumerate(results):  # per image, whether or not anybody was found
+        np.testing.assert_allclose(back.image_fields["K"][i], result.intrinsics)
 
     faces = model.body.faces.cpu().numpy()
     path = write_obj(tmp_path / "m.obj", results[0].persons.vertices[0], faces)

@@ -138,23 +138,36 @@ class PredictionCache:
     def chunks(self) -> list[Path]:
         return sorted(self.folder.glob("chunk_*.npz"))
 
-    def done(self) -> dict[str, dict[str, np.ndarray]]:
-        """image key -> its prediction fields, over every chunk written so far."""
-        out: dict[str, dict[str, np.ndarray]] = {}
+    def done(self) -> dict[str, tuple[dict[str, np.ndarray], np.ndarray]]:
+        """image key -> (its per-person prediction fields, its (3, 3) intrinsics), over every
+        chunk written so far."""
+        out: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {}
         for path in self.chunks():
             chunk = read_predictions(path)
-            for key in chunk.image_keys:
+            for i, key in enumerate(chunk.image_keys):
                 rows = chunk.rows(key)
-                out[key] = {name: value[rows] for name, value in chunk.fields.items()}
+                fields = {name: value[rows] for name, value in chunk.fields.items()}
+                out[key] = (fields, chunk.image_fields["K"][i])
         return out
 
-    def add(self, per_image: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
-        """Write one chunk (atomically)."""
+    def add(self, per_image: Mapping[str, tuple[Mapping[str, np.ndarray], np.ndarray]]) -> Path:
+        """Write one chunk (atomically): image key -> (per-person fields, intrinsics)."""
         path = self.folder / f"chunk_{len(self.chunks()):06d}.npz"
-        return write_predictions(path, Predictions.from_images(per_image))
+        return write_predictions(path, _predictions(per_image))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder)
+
+
+def _predictions(
+    per_image: Mapping[str, tuple[Mapping[str, np.ndarray], np.ndarray]],
+    meta: Mapping[str, Any] | None = None,
+) -> Predictions:
+    return Predictions.from_images(
+        {key: fields for key, (fields, _) in per_image.items()},
+        meta,
+        image_fields={"K": np.array([K for _, K in per_image.values()]).reshape(-1, 3, 3)},
+    )
 
 
 def predict_benchmark(
@@ -178,7 +191,7 @@ def predict_benchmark(
     todo = [i for i, key in enumerate(keys) if key not in done]
     if progress is not None and len(keys) > len(todo):
         progress(len(keys) - len(todo))
-    pending: dict[str, dict[str, np.ndarray]] = {}
+    pending: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {}
     results = run_images(
         loaded.model,
         [paths[i] for i in todo],
@@ -193,7 +206,7 @@ def predict_benchmark(
             if pending:
                 cache.add(pending)
             raise InputError(f"{result.path}: {result.error} (a benchmark image: fix the data)")
-        pending[key] = benchmark_fields(result.prediction)
+        pending[key] = (benchmark_fields(result.prediction), result.prediction.intrinsics)
         done[key] = pending[key]
         if progress is not None:
             progress(1)
@@ -202,4 +215,4 @@ def predict_benchmark(
             pending = {}
     if pending:
         cache.add(pending)
-    return Predictions.from_images({key: done[key] for key in keys}, meta)
+    return _predictions({key: done[key] for key in keys}, meta)

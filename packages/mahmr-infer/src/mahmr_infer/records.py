@@ -130,9 +130,12 @@ def benchmark_fields(prediction: ImagePrediction) -> dict[str, np.ndarray]:
 def benchmark_predictions(
     keys: Sequence[str], predictions: Sequence[ImagePrediction], meta: Mapping[str, Any]
 ) -> Predictions:
-    """hmr-bench's prediction object of the given images, in this order."""
+    """hmr-bench's prediction object of the given images, in this order, with each image's
+    intrinsics (image field K: the focal error then covers images where nobody was found)."""
     return Predictions.from_images(
-        {key: benchmark_fields(p) for key, p in zip(keys, predictions, strict=True)}, meta
+        {key: benchmark_fields(p) for key, p in zip(keys, predictions, strict=True)},
+        meta,
+        image_fields={"K": np.stack([p.intrinsics.astype(np.float64) for p in predictions])},
     )
 
 
