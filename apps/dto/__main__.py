@@ -1,6 +1,12 @@
 """apps/dto: run DTO.
 
     uv run apps/dto demo [--scenes 3000] [--seed 0] [--out dto_demo.json]
+    uv run apps/dto run --images DIR --out DIR [--pgt RELEASE.npz] [--teachers teachers.toml] ...
+    uv run apps/dto solve --cache RUN_DIR --out DIR [--variant ...] [--set NAME=VALUE ...]
+    uv run apps/dto merge RUN_DIR [--to DATASET_DIR]
+
+`run`, `solve` and `merge` (the pseudo-ground-truth job, dto_pipeline.cli) are described by
+`uv run apps/dto run --help` and the dto-pipeline README.
 
 `demo` runs DTO on seeded SYNTHETIC crowds (dto_core.synthetic: ground truth, a teacher with
 CameraHMR's height bias, a simulated relative depth) and prints, for the teacher alone and for
@@ -34,6 +40,7 @@ import numpy as np
 from dto_core import DTOConfig, optimize_scenes
 from dto_core.priors import AGE_SPLIT
 from dto_core.synthetic import SyntheticCrowds, sample_crowds
+from dto_pipeline.cli import add_commands
 from hmr_bench.metrics import pcdr
 
 LAYER_THICKNESS = 0.3
@@ -168,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--scenes", type=int, default=3000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", type=Path, default=Path("dto_demo.json"))
+    add_commands(sub)
     args = parser.parse_args(argv)
+    if args.command != "demo":
+        return args.func(args)
 
     report = run_demo(args.scenes, args.seed)
     print(format_table(report))
