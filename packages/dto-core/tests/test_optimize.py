@@ -21,7 +21,7 @@ from dto_core import (
     person_apparent_scale,
 )
 from dto_core.priors import OFFICIAL_PRIORS
-from dto_core.synthetic import sample_crowds
+from dto_core.synthetic import RelativeDepthModel, sample_crowds
 
 # ----------------------------------------------------------------------------- loop oracle
 
@@ -193,7 +193,9 @@ def ref_scene(h, cls, cues, apparent, cfg):
 
 
 def crowd_with_outliers(seed, num_scenes=300, **kwargs):
-    crowds = sample_crowds(num_scenes, seed=seed, disparity_scale=(1.0, 3000.0), **kwargs)
+    crowds = sample_crowds(
+        num_scenes, seed=seed, depth_model=RelativeDepthModel(scale=(1.0, 3000.0)), **kwargs
+    )
     rng = np.random.default_rng(seed)
     h = crowds.teacher_height * np.where(rng.random(crowds.height.size) < 0.1, 1.35, 1.0)
     status = np.where(rng.random(h.size) < 0.05, CueStatus.TOO_SMALL, CueStatus.OK)
