@@ -137,6 +137,8 @@ def _finish(report: dict[str, Any], out: Path) -> int:
         print(f"when every share is done: uv run apps/dto merge {out}")
     if report.get("random_weights"):
         print("\nRANDOM TEACHER WEIGHTS (tiny test models): these rows are meaningless.")
+    if report.get("simulated"):
+        print("\nSYNTHETIC photos and simulated teachers: these rows describe the simulator.")
     if "dataset" in report:
         print(f"\ndataset: {report['dataset']}  (datasets.load_dataset({report['dataset']!r}))")
     return 0

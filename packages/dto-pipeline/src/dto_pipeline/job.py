@@ -51,9 +51,10 @@ def _no_progress(total: int, description: str) -> tuple[Callable[[int], None], C
 
 def body_model(
     smpl_dir: str | os.PathLike[str] | None, kid_template: str | os.PathLike[str] | None
-) -> tuple[BodyModel, dict[str, str | None]]:
+) -> tuple[BodyModel, dict[str, str | None], dict[str, str | None]]:
     """DTO's body model (SMPL neutral; SMPL-A's 11th kid coefficient when a kid template is
-    given or `smpl_kid_template.npy` lies beside the model) and its fingerprint."""
+    given or `smpl_kid_template.npy` lies beside the model) and its fingerprint (file digests,
+    and the folder and template paths, which `settings.LOCATIONS` keeps out of comparisons)."""
     smpl_dir = smpl_dir or os.environ.get("SMPL_MODEL_DIR")
     if smpl_dir is None:
         raise FileNotFoundError(
@@ -75,9 +76,13 @@ def body_model(
         "model": files_digest(model_files[0]),
         "kid_template": None if kid_template is None else files_digest(Path(kid_template)),
     }
+    locations = {
+        "smpl_dir": str(root.resolve()),
+        "kid_template": kid_template and str(kid_template),
+    }
     if kid_template is None:
         logger.warning("no kid template: 10-beta SMPL, the kid coefficient is never refitted")
-    return body, fingerprint
+    return body, fingerprint, locations
 
 
 def list_inputs(
@@ -176,6 +181,7 @@ def run_job(
     if device.startswith("cuda") and "LOCAL_RANK" in environ and ":" not in device:
         device = f"cuda:{environ['LOCAL_RANK']}"
     timer = StageTimer()
+    body, body_print, body_files = body_model(smpl_dir or config.smpl_dir, kid_template)
     extra = (
         None if release is None else {"release": {"name": release.name, "sha256": release.sha256}}
     )
@@ -187,15 +193,18 @@ def run_job(
         dtype=dtype,
         timer=timer,
         extra_persons=extra,
+        body=body,
+        smpl_dir=smpl_dir,
     )
-    body, body_print = body_model(smpl_dir or config.smpl_dir, kid_template)
     settings = {
         "images": str(images.resolve()),
+        "body_files": body_files,
         "source": release.source if release else source,
         "pgt": None if release is None else {"name": release.name, "sha256": release.sha256},
         "models": {stage: model_id(desc) for stage, desc in built.models.items()},
         "depth_model": depth_model,
         "random_weights": built.random_weights,
+        "simulated": built.simulated,
         "body": body_print,
         "dto": _dto_settings(variant, overrides, max_side),
         "keep": keep,
@@ -267,7 +276,10 @@ def _run(
             vis_every=vis_every,
             vis=vis,
             progress=advance,
-            extra_report={"random_weights": settings["random_weights"]},
+            extra_report={
+                "random_weights": settings["random_weights"],
+                "simulated": settings.get("simulated", False),
+            },
         )
     finally:
         close()
@@ -324,12 +336,16 @@ def solve_job(
     dto = old["dto"]
     if variant is not None or overrides is not None:
         dto = _dto_settings(variant or dto["variant"], dict(overrides or {}), dto["max_side"])
-    body, body_print = body_model(smpl_dir, kid_template)
+    files = old.get("body_files", {})
+    body, body_print, body_files = body_model(
+        smpl_dir or files.get("smpl_dir"), kid_template or files.get("kid_template")
+    )
     settings = {
         **{k: v for k, v in old.items() if k != "input_digest"},
         "models": models,
         "depth_model": depth_model or old["depth_model"],
         "body": body_print,
+        "body_files": body_files,
         "dto": dto,
         "keep": keep or old["keep"],
         "shards": share.count,
@@ -398,6 +414,10 @@ def merge_job(
     conversions, reports, profile = [], [], StageTimer()
     for index in range(count):
         folder = shares[index]
+        reports.append(read_json(folder / "report.json"))
+        profile.merge(StageTimer.from_json(read_json(folder / "profile.json")))
+        if not (folder / "dataset").is_dir() and reports[-1]["persons"]["written"] == 0:
+            continue  # a share without people has no shards (see outcome.to_conversion)
         try:
             manifest = verify_dataset(folder / "dataset")
         except DatasetVerificationError as exc:
@@ -415,8 +435,6 @@ def merge_job(
                 np.zeros(batch.num_images, np.int64),
             )
         )
-        reports.append(read_json(folder / "report.json"))
-        profile.merge(StageTimer.from_json(read_json(folder / "profile.json")))
 
     target = Path(to) if to is not None else runs[0] / "dataset"
     inputs = [dataclasses.asdict(c.inputs[0]) for c in conversions]
@@ -426,10 +444,12 @@ def merge_job(
             raise OutputMismatchError(
                 f"{target} holds another dataset (other inputs); pass another --to or delete it"
             )
-    build_dataset(target, conversions)
     report = merge_reports(reports)
+    if conversions:
+        build_dataset(target, conversions)
+        report["dataset"] = str(target)
     report["random_weights"] = any(r.get("random_weights") for r in reports)
-    report["dataset"] = str(target)
+    report["simulated"] = any(r.get("simulated") for r in reports)
     for name, value in (("report.json", report), ("profile.json", profile.to_json())):
         data = (json.dumps(value, indent=1) + "\n").encode()
         write_atomic(runs[0] / name, lambda f, data=data: f.write(data))

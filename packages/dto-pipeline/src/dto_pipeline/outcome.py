@@ -194,23 +194,26 @@ def is_written(outcome: ImageOutcome, keep: Literal["kept", "all"]) -> bool:
 
 def to_conversion(
     outcomes: list[ImageOutcome], keep: Literal["kept", "all"], name: str
-) -> Conversion:
+) -> Conversion | None:
     """The DTO-Humans rows of the written images, every other image as a `Rejection` with its
-    reason code ("invalid" before DTO, "filtered" by DTO)."""
+    reason code ("invalid" before DTO, "filtered" by DTO); None when no person is written.
+
+    (dto-humans-hub cannot convert or hash zero-size arrays yet: `convert_dto_run` reshapes
+    (0, -1) and `input_digest` casts a memoryview. A share without people is therefore recorded
+    by its report alone, and `merge` skips it.)
+    """
     written = [o for o in outcomes if is_written(o, keep)]
     solutions = [o.solution for o in written]
     n = sum(len(s) for s in solutions)
+    if n == 0:
+        return None
 
     def stack(field: str, shape: tuple[int, ...]) -> np.ndarray:
-        parts = [np.asarray(getattr(s, field), np.float64) for s in solutions]
-        return np.concatenate(parts).reshape(n, *shape) if parts else np.zeros((0, *shape))
+        return np.concatenate(
+            [np.asarray(getattr(s, field), np.float64) for s in solutions]
+        ).reshape(n, *shape)
 
     keypoints = stack("keypoints_2d", (44, 2))
-    empty_result = CrowdResult(
-        **{f: np.zeros(0) for f in _RESULT_PERSON_FIELDS},
-        **{f: np.zeros((0, 2)) if f.startswith("group") else np.zeros(0) for f in _SCENE_FIELDS},
-        offsets=np.zeros(1, np.int64),
-    )
     run = DTORun(
         source=np.array([o.source for o in written], np.int64),
         image_key=[o.key for o in written],
@@ -218,12 +221,12 @@ def to_conversion(
         intrinsics=np.array([s.K for s in solutions], np.float64).reshape(-1, 3, 3),
         offsets=np.cumsum([0] + [len(s) for s in solutions]).astype(np.int64),
         smpl_pose=stack("smpl_pose", (72,)),
-        smpl_betas=stack("betas", (-1,) if n else (11,)),
+        smpl_betas=stack("betas", (-1,)),
         transl_cam=stack("transl", (3,)),
-        is_released=np.concatenate([s.is_released for s in solutions] or [np.zeros(0, bool)]),
+        is_released=np.concatenate([s.is_released for s in solutions]),
         age=stack("age", ()),
         p_male=stack("p_male", ()),
-        result=concat_results([s.result for s in solutions]) if solutions else empty_result,
+        result=concat_results([s.result for s in solutions]),
         bbox_xyxy=stack("boxes_xyxy", (4,)),
         keypoints_2d=np.concatenate([keypoints, np.full((n, 44, 1), np.nan)], axis=2),
         name=name,

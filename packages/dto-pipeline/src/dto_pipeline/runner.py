@@ -44,7 +44,7 @@ from .outcome import ImageOutcome, build_report, load_part, save_part, to_conver
 from .profile import StageTimer
 from .solve import SolveSettings, solve_image
 
-__all__ = ["InputImage", "MissingCacheError", "TeacherOutputs", "run_share"]
+__all__ = ["InputImage", "TeacherOutputs", "run_share"]
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ def run_share(
 
     conversion = to_conversion(outcomes, keep, shard.name)
     start = time.perf_counter()
-    build_dataset(rank_dir / "dataset", conversion, figures=False)
+    if conversion is not None:  # None: no person to write (see to_conversion)
+        build_dataset(rank_dir / "dataset", conversion, figures=False)
     total.add("write", time.perf_counter() - start, images=0)
     report = {
         "shard": {"index": shard.index, "count": shard.count},

@@ -37,9 +37,9 @@ RUN_ENTRIES = frozenset(
     {RUN_FILE, IMAGES_FILE, "cache", "ranks", "dataset", "report.json", "profile.json"}
 )
 """What a run folder may hold (another process of the same run may be creating them)."""
-LOCATIONS = frozenset({"images"})
-"""Settings that locate the input but do not change the rows (a moved images folder); the
-input listing's digest still guards its content."""
+LOCATIONS = frozenset({"images", "body_files"})
+"""Settings that locate the inputs but do not change the rows (a moved images or SMPL folder);
+the input listing's digest and the body model's file digests still guard their content."""
 
 
 def _parse_value(name: str, text: str, default: Any) -> Any:

@@ -103,12 +103,14 @@ class TeacherSpec:
 @dataclass(frozen=True)
 class TeachersConfig:
     """The parsed teachers.toml (`load_teachers_config`): a spec per teacher ("depth.S" ...),
-    the TeacherStage options, and CameraHMR's body-model folder."""
+    the TeacherStage options, CameraHMR's body-model folder, and `simulated` (the [simulated]
+    table: every teacher simulated on a folder of synthetic photos, `dto_pipeline.synthetic`)."""
 
     teachers: dict[str, TeacherSpec]
     stage: dict[str, Any]
     smpl_dir: str | None
     path: str | None = None
+    simulated: dict[str, Any] | None = None
 
 
 STAGE_OPTIONS = {"min_visible": int, "visible_thresh": float, "nms_ratio": float, "compat": bool}
@@ -157,12 +159,28 @@ def load_teachers_config(path: str | os.PathLike[str] | None) -> TeachersConfig:
         except tomllib.TOMLDecodeError as exc:
             raise TeachersFileError(f"{path}: {exc}") from exc
     where = str(path or "teachers.toml")
-    unknown = set(data) - {*TEACHERS, "stage"}
+    unknown = set(data) - {*TEACHERS, "stage", "simulated"}
     if unknown:
         raise TeachersFileError(
             f"{where}: unknown table(s) {sorted(unknown)}; tables: "
-            + ", ".join((*TEACHERS, "stage"))
+            + ", ".join((*TEACHERS, "stage", "simulated"))
         )
+    simulated = None
+    if "simulated" in data:
+        simulated = dict(data["simulated"])
+        others = set(data) & set(TEACHERS)
+        if others:
+            raise TeachersFileError(
+                f"{where}: [simulated] replaces every teacher; remove {sorted(others)}"
+            )
+        if set(simulated) - {"photos", "min_pixels", "seed"} or "photos" not in simulated:
+            raise TeachersFileError(
+                f"{where}: [simulated] takes photos (a synthetic photo folder), min_pixels, seed"
+            )
+        photos = Path(_typed(f"{where} [simulated]", "photos", simulated["photos"], str))
+        if path is not None and not photos.is_absolute():
+            photos = Path(path).parent / photos
+        simulated["photos"] = str(photos)
     stage = {}
     for key, value in data.get("stage", {}).items():
         if key not in STAGE_OPTIONS:
@@ -202,7 +220,7 @@ def load_teachers_config(path: str | os.PathLike[str] | None) -> TeachersConfig:
                 raise TeachersFileError(f"{where}: [{name}] {key}: unknown; keys: {allowed}")
             options[key] = _typed(f"{where} [{name}]", key, value, TEACHER_OPTIONS[name][key])
         teachers[name] = TeacherSpec(weights, seed, options)
-    return TeachersConfig(teachers, stage, smpl_dir, None if path is None else str(path))
+    return TeachersConfig(teachers, stage, smpl_dir, None if path is None else str(path), simulated)
 
 
 def files_digest(path: Path) -> str:
@@ -217,9 +235,18 @@ def files_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+WEIGHT_FILE_SUFFIXES = (".ckpt", ".pth", ".pt", ".pkl", ".bin", ".safetensors", ".npz")
+"""Names ending so are files, never Hub ids (`ckpt/model.ckpt` is a path)."""
+
+
 def _looks_like_hub_id(text: str) -> bool:
     parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not text.startswith((".", "/", "~"))
+        and not text.lower().endswith(WEIGHT_FILE_SUFFIXES)
+    )
 
 
 def resolve(teacher: str, spec: TeacherSpec) -> tuple[Path | str, dict[str, Any]]:
@@ -290,6 +317,7 @@ class Teachers:
     depth: Any
     models: dict[str, dict[str, Any]]
     random_weights: bool
+    simulated: bool = False
 
 
 def resolve_device(device: str, dtype: str) -> tuple[str, str]:
@@ -315,10 +343,14 @@ def build_teachers(
     dtype: str,
     timer: StageTimer,
     extra_persons: dict[str, Any] | None = None,
+    body: Any = None,
+    smpl_dir: str | os.PathLike[str] | None = None,
 ) -> Teachers:
     """Load every teacher (checking all weights first, so a missing file fails before any
     image), wrapped for timing. `with_fov`: images without released intrinsics (no --pgt).
     `extra_persons`: more inputs of the persons stage for its model id (e.g. the release file).
+    `body`: DTO's body model, which simulated teachers draw their photos' people with.
+    `smpl_dir`: the SMPL folder (default: [hmr] smpl_dir, then $SMPL_MODEL_DIR).
 
     Raises:
         MissingWeightsError, TeachersFileError.
@@ -339,12 +371,14 @@ def build_teachers(
 
     if depth_model not in DEPTH_SIZES:
         raise UsageError(f"--depth-model {depth_model!r}: one of {', '.join(DEPTH_SIZES)}")
+    smpl_dir = smpl_dir or config.smpl_dir or os.environ.get("SMPL_MODEL_DIR")
+    if config.simulated is not None:
+        return _simulated_teachers(config, depth_model, timer, body, smpl_dir)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     person_teachers = ["detector", "keypoints", "hmr", "age_gender"] + (["fov"] if with_fov else [])
     depth_name = f"depth.{depth_model}"
     resolved = {t: resolve(t, config.teachers[t]) for t in [*person_teachers, depth_name]}
 
-    smpl_dir = config.smpl_dir or os.environ.get("SMPL_MODEL_DIR")
     if smpl_dir is None or not Path(smpl_dir).is_dir():
         raise MissingWeightsError(
             f"hmr: no body-model folder ({smpl_dir or 'none given'}). Get {SOURCES['smpl']}"
@@ -434,3 +468,40 @@ def random_images_note(random_weights: bool) -> str:
         if random_weights
         else ""
     )
+
+
+def _simulated_teachers(
+    config: TeachersConfig,
+    depth_model: str,
+    timer: StageTimer,
+    body: Any,
+    smpl_dir: str | os.PathLike[str] | None,
+) -> Teachers:
+    """The [simulated] teachers of a synthetic photo folder (`dto_pipeline.synthetic`)."""
+    from dto_models import TeacherStage
+    from dto_models.camerahmr import read_j19_regressor
+
+    from .synthetic import SIDECAR, SimulatedTeachers, load_photos
+
+    sim = dict(config.simulated or {})
+    folder = Path(sim.pop("photos"))
+    if smpl_dir is None or body is None:
+        raise MissingWeightsError(f"simulated teachers need the body model. Get {SOURCES['smpl']}")
+    photos, digests = load_photos(folder, body)
+    j19 = read_j19_regressor(_j19_file(Path(smpl_dir)))
+    teachers = SimulatedTeachers(photos, digests, body, j19, **sim)
+    stage = TeacherStage(
+        Timed(teachers.detector, "detection", timer),
+        Timed(teachers.keypoints, "keypoints", timer),
+        Timed(teachers.hmr, "hmr", timer),
+        Timed(teachers.age_gender, "age_gender", timer),
+        None,
+        Timed(teachers.fov, "fov", timer),
+        **config.stage,
+    )
+    description = {"simulated": files_digest(folder / SIDECAR), **sim}
+    models = {
+        "persons": {"simulated": description, "stage": config.stage},
+        "depth": {f"depth.{depth_model}": {"simulated": description}},
+    }
+    return Teachers(stage, Timed(teachers.depth, "depth", timer), models, False, simulated=True)
