@@ -171,6 +171,9 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 def _guard(job: Any) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import datasets
+
+    datasets.disable_progress_bars()  # one progress bar: the run's
     errors = _errors()
     try:
         return job()

@@ -101,7 +101,7 @@ class TeacherOutputs:
                 disparity = self.cache.get_depth(item.key, sha)
         if entry is not None and (entry.skip or disparity is not None):
             return entry, disparity, None
-        with self.timer.stage("read"):
+        with self.timer.stage("read", images=0):  # the same image as the read above
             try:
                 pixels = decode_image(data, str(path))
             except ImageReadError as exc:
@@ -118,11 +118,11 @@ class TeacherOutputs:
             spent = sum(self.timer.seconds.get(s, 0.0) for s in inner) - before
             self.timer.add("matching", total - spent)  # NMS, filters, matching, bookkeeping
             entry = PersonsEntry.from_record(record, pixels.shape[:2])
-            with self.timer.stage("cache"):
+            with self.timer.stage("cache", images=0):
                 self.cache.put_persons(item.key, sha, entry)
         if not entry.skip and disparity is None:
             disparity = self.teachers.depth.estimate(pixels)
-            with self.timer.stage("cache"):
+            with self.timer.stage("cache", images=0):
                 self.cache.put_depth(item.key, sha, disparity)
         return entry, disparity, pixels
 
@@ -178,6 +178,8 @@ def run_share(
     parts_dir = rank_dir / "parts"
     report_path = rank_dir / "report.json"
     report_path.unlink(missing_ok=True)  # this share is (again) in progress
+    for stale in parts_dir.glob(".*.tmp"):
+        stale.unlink()  # a write of a killed process of this share
     outcomes: list[ImageOutcome] = []
     total = StageTimer()
     for number, start in enumerate(range(0, len(items), chunk)):
