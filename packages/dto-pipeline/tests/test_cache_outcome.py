@@ -124,6 +124,7 @@ def solution(seed: int, n: int, config: DTOConfig, removed: tuple[int, ...] = ()
         p_male=crowds.p_male,
         boxes_xyxy=rng.random((n, 4)) * 100,
         keypoints_2d=rng.random((n, 44, 2)) * 100,
+        detection_index=np.arange(n),
         cue_status=status.astype(np.int64),
         result=result,
         reason="" if result.kept[0] else "posterior_residual",

@@ -100,6 +100,7 @@ _PERSON_FIELDS = (
     "p_male",
     "boxes_xyxy",
     "keypoints_2d",
+    "detection_index",
     "cue_status",
 )
 _SCENE_FIELDS = ("score", "optimised", "kept", "group_scale", "group_shift", "group_outcome")

@@ -81,7 +81,8 @@ class ImageSolution:
     smpl_pose (N, 72) axis-angle (global orientation first), betas_in (N, 11) (teacher betas
     padded with the kid coefficient 0) and transl_in (N, 3) m before DTO, betas / transl after
     (unchanged for people DTO does not move); is_released, age, p_male, boxes_xyxy (N, 4),
-    keypoints_2d (N, 44, 2), cue_status (N,) `CueStatus`, result: the one-scene `CrowdResult`.
+    keypoints_2d (N, 44, 2), detection_index (N,) each person's detector row, cue_status (N,)
+    `CueStatus`, result: the one-scene `CrowdResult`.
     reason: "" if the posterior filter keeps the image, else its code; invalid: (M,) indices into
     the teacher record of people dropped before DTO (non-finite or behind-camera translation).
     `views` (not stored): posed vertices before/after, relative depth, for pictures.
@@ -99,6 +100,7 @@ class ImageSolution:
     p_male: np.ndarray
     boxes_xyxy: np.ndarray
     keypoints_2d: np.ndarray
+    detection_index: np.ndarray
     cue_status: np.ndarray
     result: CrowdResult
     reason: str
@@ -234,6 +236,7 @@ def solve_image(
         p_male=np.asarray(p_male, dtype=np.float64),
         boxes_xyxy=np.asarray(persons.boxes_xyxy, dtype=np.float64)[keep],
         keypoints_2d=np.asarray(persons.keypoints_2d, dtype=np.float64)[keep],
+        detection_index=np.asarray(persons.detection_index, dtype=np.int64)[keep],
         cue_status=np.asarray(cues.status, dtype=np.int64),
         result=result,
         reason=reason,

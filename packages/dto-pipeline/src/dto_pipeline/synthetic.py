@@ -348,6 +348,10 @@ class SimulatedTeachers:
         joints = keypoints_44(vertices, posed.joints, self.j19)
         return _Truth(ids, depth, detected, boxes, masks, project(joints, p.K[scene]))
 
+    def detected_people(self, scene: int) -> np.ndarray:
+        """The people (indices in the photo) the detector returns, in its output order."""
+        return self.truth(scene).detected
+
     def people(self, image: np.ndarray, boxes: np.ndarray) -> tuple[int, np.ndarray]:
         """The photo and the person index (in the photo) of each box."""
         scene = self.scene(image)
