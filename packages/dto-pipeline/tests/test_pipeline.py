@@ -130,6 +130,19 @@ def test_shares_partition_the_input_and_merge_to_the_same_rows(
         run_job(**run_args(photos_dir, smpl_dir, out=out, shard="0/3"))
 
 
+def test_teachers_only_then_solve_on_other_workers(reference_run, photos_dir, smpl_dir, tmp_path):
+    out = tmp_path / "gpu"
+    out.mkdir()
+    shutil.copytree(reference_run / "cache", out / "cache")
+    summary = run_job(**run_args(photos_dir, smpl_dir, out=out, teachers_only=True))
+    assert summary["images"] == 7 and not (out / "dataset").exists()
+    assert (out / "ranks" / "rank-00000-of-00001" / "teachers.json").is_file()
+    for index in range(2):  # two CPU workers
+        solve_job(cache=out, out=tmp_path / "cpu", shard=f"{index}/2")
+    merge_job([tmp_path / "cpu"])
+    assert rows(tmp_path / "cpu" / "dataset") == rows(reference_run / "dataset")
+
+
 def test_an_interrupted_run_resumes_to_the_same_shards(
     reference_run, photos_dir, smpl_dir, tmp_path, monkeypatch
 ):

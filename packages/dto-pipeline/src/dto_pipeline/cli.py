@@ -97,6 +97,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--dtype", default="auto", help="auto (bfloat16 on CUDA), float32, bfloat16")
     run.add_argument("--cache", default=None, help="teacher-output cache (default: OUT/cache)")
     run.add_argument("--chunk", type=int, default=256, help="images per resumable part")
+    run.add_argument(
+        "--teachers-only",
+        action="store_true",
+        help="only fill the teacher cache (GPU workers); then `solve --cache OUT` runs DTO",
+    )
     _dto_options(run, defaults=True)
     run.set_defaults(func=_run)
 
@@ -210,8 +215,16 @@ def _run(args: argparse.Namespace) -> int:
             cache=args.cache,
             smpl_dir=args.smpl_model_dir,
             kid_template=args.kid_template,
+            teachers_only=args.teachers_only,
             progress=_progress,
         )
+        if args.teachers_only:
+            from .profile import format_profile
+
+            print(format_profile(report["profile"], "Teacher runtime per image"))
+            print(f"\nteacher outputs of {report['images']} images cached; DTO: uv run apps/dto "
+                  f"solve --cache {args.out} --out DIR [--shard i/N]")  # fmt: skip
+            return 0
         return _finish(report, Path(args.out))
 
     return _guard(job)

@@ -158,11 +158,13 @@ def run_job(
     smpl_dir: str | os.PathLike[str] | None = None,
     kid_template: str | os.PathLike[str] | None = None,
     max_side: int = 512,
+    teachers_only: bool = False,
     progress: Progress = _no_progress,
     environ: Mapping[str, str] = os.environ,
 ) -> dict[str, Any]:
     """`apps/dto run`: see the module docstring. Returns this share's report (or the merged
-    report of a single-process run)."""
+    report of a single-process run). `teachers_only`: fill the teacher cache of this share and
+    stop (GPU workers; `solve_job` then runs DTO from the cache on CPU workers)."""
     from .release import read_release
     from .teachers import build_teachers, load_teachers_config, resolve_device
 
@@ -223,11 +225,38 @@ def run_job(
         return ReleasedPersons(**release.persons(item.release))
 
     outputs = TeacherOutputs(built, teacher_cache, images, released, timer)
+    if teachers_only:
+        return _teachers_only(out, share, items, outputs, timer, progress)
     report = _run(out, share, items, outputs, body, settings, timer, vis_every, progress, images)
     report["release_images_not_in_folder"] = missing
     if share.count == 1:
         return merge_job([out])
     return report
+
+
+def _teachers_only(
+    out: Path,
+    share: Shard,
+    items: list[InputImage],
+    outputs: TeacherOutputs,
+    timer: StageTimer,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Cache the teacher outputs of this share's images; write ranks/<share>/teachers.json."""
+    chosen = set(share.select([i.path for i in items]))
+    todo = [i for i in items if i.path in chosen and i.release != NOT_IN_RELEASE]
+    advance, close = progress(len(todo), f"{share.name} teachers")
+    try:
+        for item in todo:
+            outputs(item)
+            advance(1)
+    finally:
+        close()
+    summary = {"shard": {"index": share.index, "count": share.count}, "images": len(todo),
+               "profile": timer.to_json()}  # fmt: skip
+    data = (json.dumps(summary, indent=1) + "\n").encode()
+    write_atomic(out / "ranks" / share.name / "teachers.json", lambda f: f.write(data))
+    return summary
 
 
 def _run(
