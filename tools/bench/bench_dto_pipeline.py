@@ -187,6 +187,8 @@ def main() -> None:
         print(f"{stage:12s}{cells}")
     dto_total = {n: sum(table[n][s] for s in DTO_STAGES) for n, _, _ in SETTINGS}
     print(f"{'DTO total':12s}" + "".join(f"{dto_total[n]:>24.1f}  " for n, _, _ in SETTINGS))
+    print(f"{'cache KiB':12s}" + "".join(f"{b / 1024:>24.0f}  " for b in cache_bytes)
+          + "  (teacher outputs of the first photo: persons + depth npz)")  # fmt: skip
 
     if not args.no_flops:
         flops = count_flops()
