@@ -188,6 +188,7 @@ def test_release_path_and_a_release_missing_a_key(body, photos_dir, smpl_dir, tm
     out = tmp_path / "pgt"
     report = run_job(**run_args(photos_dir, smpl_dir, out=out, pgt=release, source=None))
     assert report["images"]["dropped"]["not_in_release"] == 3  # 2 bad files + 1 photo
+    assert report["release_images_not_in_folder"] == []
     table = read_config_table(out / "dataset").to_pydict()
     origin = [o for image in table["origin"] for o in image]
     assert origin and set(origin) == {0}  # every person is a released one (stage A)

@@ -227,8 +227,10 @@ def run_job(
     outputs = TeacherOutputs(built, teacher_cache, images, released, timer)
     if teachers_only:
         return _teachers_only(out, share, items, outputs, timer, progress)
-    report = _run(out, share, items, outputs, body, settings, timer, vis_every, progress, images)
-    report["release_images_not_in_folder"] = missing
+    extra = {"release_images_not_in_folder": missing} if release is not None else {}
+    report = _run(
+        out, share, items, outputs, body, settings, timer, vis_every, progress, images, extra
+    )
     if share.count == 1:
         return merge_job([out])
     return report
@@ -270,6 +272,7 @@ def _run(
     vis_every: int,
     progress: Progress,
     images: Path | None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from .images import read_image
     from .vis import panel_path, write_panel
@@ -308,6 +311,7 @@ def _run(
             extra_report={
                 "random_weights": settings["random_weights"],
                 "simulated": settings.get("simulated", False),
+                **(extra or {}),
             },
         )
     finally:
@@ -479,6 +483,8 @@ def merge_job(
         report["dataset"] = str(target)
     report["random_weights"] = any(r.get("random_weights") for r in reports)
     report["simulated"] = any(r.get("simulated") for r in reports)
+    if "release_images_not_in_folder" in reports[0]:  # the same list in every share
+        report["release_images_not_in_folder"] = reports[0]["release_images_not_in_folder"]
     for name, value in (("report.json", report), ("profile.json", profile.to_json())):
         data = (json.dumps(value, indent=1) + "\n").encode()
         write_atomic(runs[0] / name, lambda f, data=data: f.write(data))
