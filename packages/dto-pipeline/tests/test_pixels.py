@@ -9,10 +9,10 @@ from dto_pipeline.pixels import METHODS, pixel_ablation
 
 
 def test_pixel_ablation_matches_people_to_their_truth(tmp_path):
-    result = pixel_ablation(tmp_path, 3, seed=2, image_size=(144, 192))
+    result = pixel_ablation(tmp_path, 2, seed=2, image_size=(144, 192))
     crowds, methods = result["crowds"], result["methods"]
     n = int(crowds.offsets[-1])
-    assert n > 0 and result["photos"] == 3 and result["reached_dto"] >= 1
+    assert n >= 4 and result["photos"] == 2 and result["reached_dto"] == 2
     assert set(methods) == {"teacher"} | {f"{v} +D" + ("+X" if x else "") for v, x in METHODS}
     for method in methods.values():
         assert method["depth"].shape == method["height"].shape == (n,)
