@@ -2,8 +2,8 @@
 
 Tiles: the input; the teacher's meshes and DTO's overlaid (depth-sorted, one colour per person,
 labelled with height and distance); the bird's-eye views before and after on one metric grid
-and extent; the relative depth map the cues used. People DTO removed keep their teacher mesh in
-both views and are named in the title.
+and extent; the relative depth map the cues used. People DTO's cue checks removed keep their
+teacher mesh and are drawn grey in the "after" tiles.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from dto_core.body import BodyModel
 from .outcome import ImageOutcome
 
 __all__ = ["panel_path", "panel_tiles", "write_panel"]
+
+REMOVED_GREY = np.array([150, 150, 150], np.uint8)
+"""Colour of the people DTO's cue checks removed, in the panels' "after" tiles."""
 
 
 def panel_path(folder: Path, image_path: str) -> Path:
@@ -49,10 +52,12 @@ def panel_tiles(
     colors = person_colors(len(s))
     height_before = body.tpose_height(s.betas_in) if len(s) else np.zeros(0)
     height_after = np.where(s.result.updated, s.result.height, height_before)
-    removed = np.flatnonzero(s.result.status == PersonStatus.REMOVED)
+    removed = s.result.status == PersonStatus.REMOVED
+    after_colors = colors.copy()
+    after_colors[removed] = REMOVED_GREY
     extent = _bev_extent(before, after)
-    verdict = "kept" if s.reason == "" else f"dropped: {s.reason}"
-    note = f", removed by cues: {', '.join(str(i + 1) for i in removed)}" if removed.size else ""
+    verdict = "kept" if s.reason == "" else s.reason
+    verdict += ", grey = removed" if removed.any() else ""
     rel = s.views["rel_depth"]
     return [
         (f"input {outcome.path}", pixels),
@@ -64,9 +69,9 @@ def panel_tiles(
             ),
         ),
         (
-            f"DTO {variant} ({verdict})",
+            f"DTO {variant}: {verdict}",
             overlay_meshes(
-                pixels, after, faces, K, colors=colors, heights=height_after,
+                pixels, after, faces, K, colors=after_colors, heights=height_after,
                 distances=s.transl[:, 2],
             ),
         ),
@@ -76,8 +81,8 @@ def panel_tiles(
                            extent=extent),
         ),
         (
-            f"bird's-eye view, after{note}",
-            birds_eye_view(after, faces, K, size, colors=colors, heights=height_after,
+            "bird's-eye view, after",
+            birds_eye_view(after, faces, K, size, colors=after_colors, heights=height_after,
                            extent=extent),
         ),
         ("relative depth (1 / disparity; near = bright)", colorize_depth(rel)),
