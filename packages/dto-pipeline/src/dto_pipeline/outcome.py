@@ -316,15 +316,15 @@ def format_report(report: dict[str, Any]) -> str:
     """The end-of-run summary table: images and people written and dropped, per reason code."""
     im, pe = report["images"], report["persons"]
     lines = [
-        f"{'':28s} {'images':>9s} {'people':>9s}",
-        f"{'input':28s} {im['listed']:9d} {pe['from_teachers']:9d}",
-        f"{'written':28s} {im['written']:9d} {pe['written']:9d}",
+        f"{'':36s} {'images':>9s} {'people':>9s}",
+        f"{'input':36s} {im['listed']:9d} {pe['from_teachers']:9d}",
+        f"{'written':36s} {im['written']:9d} {pe['written']:9d}",
     ]
     codes = list(IMAGE_REASONS) + [c for c in PERSON_REASONS if c not in IMAGE_REASONS]
     for code in codes:
         a, b = im["dropped"].get(code, 0), pe["dropped"].get(code, 0)
         if a or b:
-            lines.append(f"  {'dropped: ' + code:26s} {a:9d} {b:9d}")
+            lines.append(f"  {'dropped: ' + code:34s} {a:9d} {b:9d}")
     lines.append(
         "people of dropped images count under the image's reason; people of written images "
         "under their own."
