@@ -14,6 +14,7 @@ from hmr_render import (
     PALETTE,
     birds_eye_view,
     colorize_depth,
+    fit_extent,
     mesh_scene,
     overlay_meshes,
     person_colors,
@@ -217,3 +218,16 @@ def test_tile_images_layout():
     assert panel.shape == (2 * (22 + 150 + 4) - 4, 404, 3)
     with pytest.raises(ValueError, match="got 1 titles for 2 images"):
         tile_images([noise_photo(), noise_photo()], ["a"])
+
+
+def test_fit_extent_covers_the_people_and_the_camera(crowd):
+    vertices, _ = crowd
+    x0, x1, z0, z1 = fit_extent(vertices, "bev")
+    assert x0 < min(vertices[..., 0].min(), 0) and x1 > vertices[..., 0].max()
+    assert z0 < 0 < vertices[..., 2].max() < z1
+    assert fit_extent(vertices, "side")[:2] == (z0, z1)
+    shifted = vertices + [0.0, 0.0, 3.0]  # "after": farther; one extent for both pictures
+    both = fit_extent(np.concatenate([vertices, shifted]), "bev")
+    assert both[3] == pytest.approx(z1 + 3.0)
+    with pytest.raises(ValueError, match="view must be 'bev' or 'side'"):
+        fit_extent(vertices, "top")

@@ -29,6 +29,7 @@ __all__ = [
     "PALETTE",
     "birds_eye_view",
     "colorize_depth",
+    "fit_extent",
     "overlay_meshes",
     "person_colors",
     "side_view",
@@ -172,10 +173,8 @@ def birds_eye_view(
     """
     vertices, faces = check_meshes(vertices, faces)
     colors = check_colors(colors, len(vertices))
-    x, z = vertices[..., 0], vertices[..., 2]
-    if extent is None:
-        extent = _fit_extent(x, z, b_min=min(0.0, float(z.min(initial=0.0))))
-    plan = _Plan.fit(extent, size, b_down=False)
+    z = vertices[..., 2]
+    plan = _Plan.fit(fit_extent(vertices, "bev") if extent is None else extent, size, False)
     y_top = float(vertices[..., 1].min(initial=0.0)) - 1.0  # the rays start above everyone
     x0, z1 = plan.to_pixels(0.0, 0.0)  # pixel of the camera
     camera = OrthoCamera(
@@ -195,7 +194,7 @@ def birds_eye_view(
         return out
     footprint = _extremes(camera.pixels(vertices))
     anchors = np.stack([footprint[:, 1, 0], footprint[:, :, 1].mean(axis=1)], axis=-1)
-    return _draw_labels(out, anchors, texts, colors, z.mean(axis=1), beside=True)
+    return _draw_labels(out, anchors, texts, colors, z.mean(axis=1), True, footprint)
 
 
 def side_view(
@@ -217,13 +216,8 @@ def side_view(
     """
     vertices, faces = check_meshes(vertices, faces)
     colors = check_colors(colors, len(vertices))
-    y, z = vertices[..., 1], vertices[..., 2]
-    if extent is None:
-        z_lo, z_hi = _fit_extent(z, y, b_min=None)[:2]
-        z_lo = min(z_lo, -MARGIN)
-        y_lo, y_hi = min(float(y.min(initial=0.0)), 0.0), max(float(y.max(initial=0.0)), 0.0)
-        extent = (z_lo, z_hi, y_lo - MARGIN, y_hi + MARGIN)
-    plan = _Plan.fit(extent, size, b_down=True)
+    z = vertices[..., 2]
+    plan = _Plan.fit(fit_extent(vertices, "side") if extent is None else extent, size, True)
     x_right = float(vertices[..., 0].max(initial=0.0)) + 1.0  # the rays start right of everyone
     z0, y0 = plan.to_pixels(0.0, 0.0)
     camera = OrthoCamera(
@@ -243,15 +237,23 @@ def side_view(
         return out
     box = _extremes(camera.pixels(vertices))
     anchors = np.stack([box[:, :, 0].mean(axis=1), box[:, 0, 1]], axis=-1)
-    return _draw_labels(out, anchors, texts, colors, z.mean(axis=1))
+    return _draw_labels(out, anchors, texts, colors, z.mean(axis=1), False, box)
 
 
-def _fit_extent(a: np.ndarray, b: np.ndarray, b_min: float | None) -> tuple[float, ...]:
-    """(a_min, a_max, b_min, b_max) m around points (a, b), the camera (0, 0) and MARGIN."""
-    a_lo, a_hi = min(float(a.min(initial=0.0)), 0.0), max(float(a.max(initial=0.0)), 0.0)
-    b_lo = min(float(b.min(initial=0.0)), 0.0) if b_min is None else b_min
-    b_hi = max(float(b.max(initial=0.0)), 1.0)
-    return a_lo - MARGIN, a_hi + MARGIN, b_lo - MARGIN, b_hi + MARGIN
+def fit_extent(vertices: np.ndarray, view: str) -> tuple[float, float, float, float]:
+    """The automatic extent (m) of `birds_eye_view` (view "bev": x_min, x_max, z_min, z_max) or
+    `side_view` ("side": z_min, z_max, y_min, y_max): the vertices (..., 3), the camera and at
+    least 1 m ahead of it, plus MARGIN. Pass it to both pictures of a before/after pair."""
+    points = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    x, y, z = points.T
+    depth = (min(z.min(initial=0.0), 0.0) - MARGIN, max(z.max(initial=0.0), 1.0) + MARGIN)
+    if view == "bev":
+        x_lo, x_hi = min(x.min(initial=0.0), 0.0), max(x.max(initial=0.0), 0.0)
+        return float(x_lo - MARGIN), float(x_hi + MARGIN), float(depth[0]), float(depth[1])
+    if view == "side":
+        y_lo, y_hi = min(y.min(initial=0.0), 0.0), max(y.max(initial=0.0), 0.0)
+        return float(depth[0]), float(depth[1]), float(y_lo - MARGIN), float(y_hi + MARGIN)
+    raise ValueError(f"view must be 'bev' or 'side', got {view!r}")
 
 
 def _plan_canvas(
@@ -400,6 +402,9 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
+MAX_LABEL_SHIFT = 8  # a label beside a person moves at most this many of its heights
+
+
 def _draw_labels(
     image: np.ndarray,
     anchors: np.ndarray,
@@ -407,54 +412,72 @@ def _draw_labels(
     colors: np.ndarray,
     depth: np.ndarray,
     beside: bool = False,
+    obstacles: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Text boxes in each person's colour, centred above anchors (N, 2) (col, row), or right of
-    them and vertically centred (beside=True); kept inside the image. Nearer persons (smaller
-    depth (N,)) are placed first; a box that would cover a placed one moves up or down a step."""
+    """Text boxes in each person's colour, centred above anchors (N, 2) (col, row), or beside
+    them (beside=True: right, else left, vertically centred); kept inside the image. Nearer
+    persons (smaller depth (N,)) are placed first; a box that would cover an earlier box or an
+    obstacle (M, 2, 2) [[col0, row0], [col1, row1]] moves just above (or below) what is in its way
+    (above a head: up as far as needed, else down; beside: the smaller move of the two sides, at
+    most MAX_LABEL_SHIFT box heights), with a line back to its anchor; where no place is free it
+    keeps the first one."""
     height, width = image.shape[:2]
     picture = Image.fromarray(image)
     draw = ImageDraw.Draw(picture)
     font = _font(max(12, round(min(height, width) / 36)))
     pad, gap = 4, 6
-    placed: list[tuple[float, float, float, float]] = []
+    blocked = [] if obstacles is None else [(a, b, c, d) for (a, b), (c, d) in obstacles]
+    labels = []
     for i in np.argsort(depth, kind="stable"):
         if not np.isfinite(anchors[i]).all():
             continue
         left, top, right, bottom = draw.multiline_textbbox((0, 0), texts[i], font=font, spacing=2)
-        box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
+        w, h = right - left + 2 * pad, bottom - top + 2 * pad
         col, row = anchors[i]
-        x, y = (col + gap, row - box_h / 2) if beside else (col - box_w / 2, row - gap - box_h)
-        x = float(np.clip(x, 0, max(width - box_w - 1, 0)))
-        y = _free_row(x, float(np.clip(y, 0, max(height - box_h - 1, 0))), box_w, box_h, placed,
-                      height)  # fmt: skip
-        placed.append((x, y, x + box_w, y + box_h))
+        if beside:
+            right_of = obstacles[i][1][0] if obstacles is not None else col
+            left_of = obstacles[i][0][0] if obstacles is not None else col
+            xs, y0 = [right_of + gap, left_of - gap - w], row - h / 2
+        else:
+            xs, y0 = [col - w / 2], row - gap - h
+        xs = [float(np.clip(x, 0, max(width - w - 1, 0))) for x in xs]
+        y0 = float(np.clip(y0, 0, max(height - h - 1, 0)))
+        places = [(x, _jump(x, y0, w, h, d, blocked, height), d) for d in (-1, 1) for x in xs]
+        if beside:
+            near = [p for p in places if p[1] is not None and abs(p[1] - y0) <= MAX_LABEL_SHIFT * h]
+            x, y, _ = min(near, key=lambda p: abs(p[1] - y0), default=(xs[0], y0, 0))
+        else:
+            x, y, _ = next((p for p in places if p[1] is not None), (xs[0], y0, 0))
+        blocked.append((x, y, x + w, y + h))
+        labels.append((i, blocked[-1], (x + pad - left, y + pad - top), abs(y - y0) > h / 2))
+    for i, (x0, y0, x1, y1), _, moved in labels:  # leader lines under all boxes
+        if moved:
+            col, row = anchors[i]
+            end = (x0 if x0 > col else x1, (y0 + y1) / 2) if beside else ((x0 + x1) / 2, y1)
+            draw.line([(float(col), float(row)), end], fill=(40, 40, 40), width=1)
+    for i, box, origin, _ in labels:
         color = tuple(int(c) for c in colors[i])
         luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
         ink = (20, 20, 20) if luminance > 140 else (255, 255, 255)
-        draw.rounded_rectangle(placed[-1], radius=4, fill=color, outline=(40, 40, 40), width=1)
-        draw.multiline_text(
-            (x + pad - left, y + pad - top), texts[i], fill=ink, font=font, spacing=2
-        )
+        draw.rounded_rectangle(box, radius=4, fill=color, outline=(40, 40, 40), width=1)
+        draw.multiline_text(origin, texts[i], fill=ink, font=font, spacing=2)
     return np.asarray(picture).copy()
 
 
-def _free_row(
-    x: float, y: float, w: float, h: float, placed: list[tuple[float, ...]], height: int
-) -> float:
-    """A row for box (x, y, w, h) where it overlaps no placed box: y, else just above the boxes
-    in its way, else just below them; y itself if neither fits in the image."""
-    for direction in (-1, 1):
-        row = y
-        for _ in range(len(placed) + 1):
-            hits = [
-                b for b in placed if x < b[2] and b[0] < x + w and row < b[3] and b[1] < row + h
-            ]
-            if not hits:
-                return row
-            row = min(b[1] for b in hits) - h - 2 if direction < 0 else max(b[3] for b in hits) + 2
-            if not 0 <= row <= height - h - 1:
-                break
-    return y
+def _jump(
+    x: float, y: float, w: float, h: float, direction: int, blocked: list[tuple], height: int
+) -> float | None:
+    """The row nearest y, moving up (direction -1) or down (+1) past whatever is in the way, where
+    box (x, row, w, h) overlaps no blocked box and stays inside the image; None if none does."""
+    row = y
+    for _ in range(len(blocked) + 1):
+        hits = [b for b in blocked if x < b[2] and b[0] < x + w and row < b[3] and b[1] < row + h]
+        if not hits:
+            return row
+        row = min(b[1] for b in hits) - h - 2 if direction < 0 else max(b[3] for b in hits) + 2
+        if not 0 <= row <= height - h - 1:
+            return None
+    return None
 
 
 def colorize_depth(

@@ -163,14 +163,24 @@ def _person_buffers(
 
 
 def render_zbuffers(
-    vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int]
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    K: np.ndarray,
+    size: tuple[int, int],
+    device: str | object | None = None,
 ) -> ZBuffer:
     """One z-buffer per person: vertices (N, V, 3) m in the camera frame, faces (F, 3), K (3, 3)
     the intrinsics of an image of `size` = (h, w) pixels. Pixel (row v, column u) samples the ray
     through (u, v) = (col, row), OpenCV's convention (u = fx X / Z + cx). See `ZBuffer`.
+    device None ray-casts with Embree on the CPU; a torch device ("cuda", "cpu", ...) rasterises
+    there instead (`hmr_render.torch_raster`, needs torch), giving the same buffers.
     """
     vertices, faces = check_meshes(vertices, faces)
     K, size = _check_intrinsics(K), _check_size(size)
+    if device is not None:
+        from hmr_render.torch_raster import torch_zbuffers
+
+        return torch_zbuffers(vertices, faces, K, size, device)
     depth = np.full((len(vertices), *size), np.inf)
     face = np.full((len(vertices), *size), -1, dtype=np.int32)
     for i, window, t, hit in _person_buffers(vertices, faces, PinholeCamera(K), size):
@@ -199,9 +209,11 @@ def render_composite(
     K: np.ndarray,
     size: tuple[int, int],
     masks: np.ndarray | None = None,
+    device: str | object | None = None,
 ) -> Composite:
     """Depth-sorted composite of N meshes (the arguments of `render_zbuffers`), keeping person i
-    only where masks[i] (N, h, w) bool is True, if masks are given. Memory O(h w), not O(N h w).
+    only where masks[i] (N, h, w) bool is True, if masks are given. Memory O(h w) on the CPU path
+    (device None), O(N h w) on a torch device.
     """
     vertices, faces = check_meshes(vertices, faces)
     K, size = _check_intrinsics(K), _check_size(size)
@@ -211,7 +223,20 @@ def render_composite(
             f"masks must be a bool array of shape {(len(vertices), *size)}, "
             f"got {masks.dtype} {masks.shape}"
         )
-    return composite(vertices, faces, PinholeCamera(K), size, masks)
+    if device is None or not len(vertices):
+        return composite(vertices, faces, PinholeCamera(K), size, masks)
+    zb = render_zbuffers(vertices, faces, K, size, device)
+    depth = zb.depth if masks is None else np.where(masks, zb.depth, np.inf)
+    nearest = np.argmin(depth, axis=0)[None]  # numpy's argmin keeps the first index on ties
+    best = np.take_along_axis(depth, nearest, axis=0)[0]
+    covered = np.isfinite(best)
+    return Composite(
+        depth=best,
+        person=np.where(covered, nearest[0], -1).astype(np.int32),
+        face=np.where(covered, np.take_along_axis(zb.face, nearest, axis=0)[0], -1).astype(
+            np.int32
+        ),
+    )
 
 
 def composite(

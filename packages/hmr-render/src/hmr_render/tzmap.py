@@ -64,6 +64,7 @@ def render_tz_map(
     *,
     max_side: int = RENDER_MAX_SIDE,
     tolerance: float = VISIBILITY_TOLERANCE,
+    device: str | object | None = None,
 ) -> TzMap:
     """Spec A.6 for one image: vertices (N, V, 3) m camera frame, faces (F, 3), K (3, 3) of the
     full image of `image_size` (H, W) px, masks (N, H, W) bool detection masks (None: no mask).
@@ -71,6 +72,7 @@ def render_tz_map(
     Renders at `render_resolution` with K's first two rows scaled by r, so that render pixel j sits
     at full-resolution coordinate j / r; masks are sampled there (nearest) and the id and depth maps
     are sampled back to (H, W) the same way. Ties in depth go to the lower person index.
+    device: None renders with Embree on the CPU, a torch device with `hmr_render.torch_raster`.
     """
     vertices, faces = check_meshes(vertices, faces)
     height, width = (int(s) for s in image_size)
@@ -89,7 +91,7 @@ def render_tz_map(
                 f"got {masks.dtype} {masks.shape}"
             )
         masks = masks[:, rows_in][:, :, cols_in]
-    composite = render_composite(vertices, faces, K_render, (h, w), masks)
+    composite = render_composite(vertices, faces, K_render, (h, w), masks, device)
     covered = composite.person >= 0
     ids = np.where(covered, composite.person + 1, 0).astype(np.int32)
     depth = np.where(covered, composite.depth, 0.0)
