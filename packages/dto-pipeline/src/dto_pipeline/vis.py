@@ -29,20 +29,18 @@ def panel_path(folder: Path, image_path: str) -> Path:
     return folder / (re.sub(r"[^A-Za-z0-9._-]", "_", image_path.replace("/", "__")) + ".png")
 
 
-def _bev_extent(*vertex_sets: np.ndarray, margin: float = 0.5) -> tuple[float, ...]:
-    """(x_min, x_max, z_min, z_max) m covering every vertex set and the camera at the origin."""
-    points = np.concatenate([v.reshape(-1, 3) for v in vertex_sets] + [np.zeros((1, 3))])
-    x0, z0 = points[:, 0].min() - margin, min(points[:, 2].min(), 0.0) - margin
-    x1, z1 = points[:, 0].max() + margin, points[:, 2].max() + margin
-    return float(x0), float(x1), float(z0), float(z1)
-
-
 def panel_tiles(
     pixels: np.ndarray, outcome: ImageOutcome, body: BodyModel, variant: str
 ) -> list[tuple[str, np.ndarray]]:
     """The panel's (title, RGB uint8 image) tiles for a solved image whose solution holds its
     `views` (`solve_image(..., keep_views=True)`)."""
-    from hmr_render import birds_eye_view, colorize_depth, overlay_meshes, person_colors
+    from hmr_render import (
+        birds_eye_view,
+        colorize_depth,
+        fit_extent,
+        overlay_meshes,
+        person_colors,
+    )
 
     s = outcome.solution
     if s is None or s.views is None:
@@ -55,7 +53,7 @@ def panel_tiles(
     removed = s.result.status == PersonStatus.REMOVED
     after_colors = colors.copy()
     after_colors[removed] = REMOVED_GREY
-    extent = _bev_extent(before, after)
+    extent = fit_extent(np.concatenate([before, after]), "bev")  # one scale for both views
     verdict = "kept" if s.reason == "" else s.reason
     verdict += ", grey = removed" if removed.any() else ""
     rel = s.views["rel_depth"]
