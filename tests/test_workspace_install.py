@@ -41,3 +41,17 @@ def test_demo_runs_with_only_the_plain_uv_run_install(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "PCDR_0.2 %" in proc.stdout and out.is_file()
+
+    # the heavy apps say how to get the whole workspace instead of a ModuleNotFoundError
+    heavy = {
+        ("dto", "run", "--images", "x", "--out", "y"): "uv run --all-packages apps/dto run",
+        ("dto", "demo", "--pixels", "2"): "uv run --all-packages apps/dto demo --pixels",
+        ("infer", "x.jpg", "--model", "tiny"): "uv run --all-packages apps/infer",
+        ("publish", "dataset", "x", "--dry-run"): "uv run --all-packages apps/publish",
+    }
+    for (app, *args), hint in heavy.items():
+        proc = subprocess.run(
+            [python, str(ROOT / "apps" / app), *args], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert proc.returncode != 0 and hint in proc.stderr, (app, args, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr

@@ -339,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         add_commands(sub)
     else:
         for name in ("run", "solve", "merge"):
-            stub = sub.add_parser(name, help="(needs `uv run --all-packages`)")
-            stub.add_argument("arguments", nargs=argparse.REMAINDER)
+            # prefix_chars: the stub takes every argument as it comes, options included
+            stub = sub.add_parser(name, help="(needs `uv run --all-packages`)", prefix_chars="\0")
+            stub.add_argument("arguments", nargs="*")
     args = parser.parse_args(argv)
     if args.command != "demo":
         if add_commands is None:

@@ -129,7 +129,13 @@ def predictions_from_model(parser: argparse.ArgumentParser, args: argparse.Names
         parser.error("give one of --pred FILE, --model DIR_OR_HUB_ID, --official FILE")
     if args.pred is not None:
         return args.pred
-    from mahmr_infer import inputs
+    try:
+        from mahmr_infer import inputs
+    except ModuleNotFoundError as missing:  # the light `uv run` install
+        raise SystemExit(
+            f"apps/eval: --model needs the whole workspace ({missing.name} is not installed): "
+            "run `uv run --all-packages apps/eval ...` once (later a plain `uv run` keeps it)"
+        ) from None
 
     try:
         source = inputs.check_model_source(args.model, args.official)

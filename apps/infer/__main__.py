@@ -33,20 +33,26 @@ import math
 import sys
 from pathlib import Path
 
-from mahmr_infer.inputs import (
-    TINY,
-    InputError,
-    check_conf,
-    check_fov_deg,
-    check_model_source,
-    check_positive,
-    check_smpl_dir,
-    check_views,
-    find_images,
-    image_keys,
-    output_names,
-    parse_device,
-)
+try:
+    from mahmr_infer.inputs import (
+        TINY,
+        InputError,
+        check_conf,
+        check_fov_deg,
+        check_model_source,
+        check_positive,
+        check_smpl_dir,
+        check_views,
+        find_images,
+        image_keys,
+        output_names,
+        parse_device,
+    )
+except ModuleNotFoundError as missing:  # the light `uv run` install
+    raise SystemExit(
+        f"apps/infer: {missing.name} is not installed: this app needs the whole workspace; run "
+        "`uv run --all-packages apps/infer ...` once (later a plain `uv run` keeps it)"
+    ) from None
 
 PROG = "apps/infer"
 EXIT_SKIPPED, EXIT_INTERRUPTED = 1, 130

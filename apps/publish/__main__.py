@@ -23,18 +23,24 @@ import argparse
 import logging
 import sys
 
-from huggingface_hub.errors import HfHubHTTPError
+try:
+    from huggingface_hub.errors import HfHubHTTPError
 
-from dto_humans_hub.checkpoint import CheckpointError
-from dto_humans_hub.conventions import REPO_ID
-from dto_humans_hub.hub import (
-    PublishError,
-    plan_checkpoint_upload,
-    plan_dataset_upload,
-    publish,
-    token_source,
-)
-from dto_humans_hub.writer import DatasetVerificationError
+    from dto_humans_hub.checkpoint import CheckpointError
+    from dto_humans_hub.conventions import REPO_ID
+    from dto_humans_hub.hub import (
+        PublishError,
+        plan_checkpoint_upload,
+        plan_dataset_upload,
+        publish,
+        token_source,
+    )
+    from dto_humans_hub.writer import DatasetVerificationError
+except ModuleNotFoundError as missing:  # the light `uv run` install
+    raise SystemExit(
+        f"apps/publish: {missing.name} is not installed: this app needs the whole workspace; "
+        "run `uv run --all-packages apps/publish ...` once (later a plain `uv run` keeps it)"
+    ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
