@@ -24,7 +24,7 @@ from dto_humans_hub.conventions import (
 )
 from dto_humans_hub.schema import features
 
-__all__ = ["IMAGE_ARRAYS", "PERSON_ARRAYS", "AnnotationBatch", "concat_batches"]
+__all__ = ["IMAGE_ARRAYS", "PERSON_ARRAYS", "AnnotationBatch", "concat_batches", "flat_values"]
 
 IMAGE_ARRAYS: dict[str, tuple[tuple[int, ...], type]] = {
     "source": ((), np.int64),
@@ -236,13 +236,8 @@ class AnnotationBatch:
         offsets = people.offsets.to_numpy().astype(np.int64)
         values: dict[str, object] = {}
         for name, (shape, dtype) in {**IMAGE_ARRAYS, **PERSON_ARRAYS}.items():
-            array = table.column(name).combine_chunks()
-            if isinstance(array, pa.ExtensionArray):
-                array = array.storage
-            while pa.types.is_list(array.type) or pa.types.is_fixed_size_list(array.type):
-                array = array.flatten()
-            flat = array.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-            values[name] = flat.reshape(-1, *shape) if shape else flat
+            flat = flat_values(table.column(name)).to_numpy(zero_copy_only=False)
+            values[name] = flat.astype(dtype, copy=False).reshape(-1, *shape)
         keys = np.array(table.column("image_key").to_pylist(), dtype=object)
         return cls(image_key=keys, offsets=offsets - offsets[0], **values)
 
@@ -251,6 +246,17 @@ class AnnotationBatch:
         base, per_person = _row_cost()
         keys = np.fromiter((len(k.encode()) for k in self.image_key), np.int64, self.num_images)
         return base + per_person * self.num_people + keys
+
+
+def flat_values(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The leaf values of a column (every list level and extension type unwrapped), in row
+    order: (rows x people x trailing elements,) for a per-person column."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(array, pa.ExtensionArray):
+        array = array.storage
+    while pa.types.is_list(array.type) or pa.types.is_fixed_size_list(array.type):
+        array = array.flatten()
+    return array
 
 
 def _nest(values: np.ndarray, arrow_type: pa.DataType, offsets: np.ndarray | None) -> pa.Array:
