@@ -76,14 +76,25 @@ def fake_output(
     )
 
 
-def fake_targets(counts: list[int], *, seed: int = 1, has_3d: list[bool] | None = None,
-                 grid: int = 2, num_betas: int = 11) -> Targets:  # fmt: skip
+def fake_targets(
+    counts: list[int],
+    *,
+    seed: int = 1,
+    has_3d: list[bool] | None = None,
+    grid: int = 2,
+    num_betas: int = 11,
+) -> Targets:
     """Random ground truth of len(counts) images with counts[b] people each."""
     g = torch.Generator().manual_seed(seed)
     b, p = len(counts), max(counts)
     mask = torch.arange(p)[None] < torch.tensor(counts)[:, None]
-    boxes = torch.cat([0.3 + 0.4 * torch.rand(b, p, 2, generator=g),
-                       0.1 + 0.3 * torch.rand(b, p, 2, generator=g)], -1)  # fmt: skip
+    boxes = torch.cat(
+        [
+            0.3 + 0.4 * torch.rand(b, p, 2, generator=g),
+            0.1 + 0.3 * torch.rand(b, p, 2, generator=g),
+        ],
+        -1,
+    )
     depths = 2 + 5 * torch.rand(b, p, generator=g)
     joints = torch.rand(b, p, 45, 3, generator=g)
     joints[..., 0, 2] = depths

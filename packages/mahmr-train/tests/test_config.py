@@ -19,8 +19,15 @@ from mahmr_train.config import (
 
 def test_every_shipped_stage_loads_with_the_official_weights() -> None:
     assert set(available_configs()) >= {
-        "stage1", "stage2", "stage3", "ft_3dpw", "ft_hi4d", "ft_panoptic", "ft_rh", "tiny",
-    }  # fmt: skip
+        "stage1",
+        "stage2",
+        "stage3",
+        "ft_3dpw",
+        "ft_hi4d",
+        "ft_panoptic",
+        "ft_rh",
+        "tiny",
+    }
     s1, s2, s3 = (load_config(f"stage{i}") for i in (1, 2, 3))
     assert (s1.model.variant, s1.model.denoising) == ("sat_hmr_stage1", True)
     assert s1.data.batch_size == 16
@@ -43,9 +50,15 @@ def test_every_shipped_stage_loads_with_the_official_weights() -> None:
 def test_overrides_parse_toml_values_and_index_lists() -> None:
     cfg = load_config(
         "tiny",
-        ["optim.lr=2e-5", "data.datasets.0.num_images=3", "compat.fov_sum=true",
-         "data.augment.scale=[1.0, 1.5]", "name=my run", "model.init=runs/s2/final"],
-    )  # fmt: skip
+        [
+            "optim.lr=2e-5",
+            "data.datasets.0.num_images=3",
+            "compat.fov_sum=true",
+            "data.augment.scale=[1.0, 1.5]",
+            "name=my run",
+            "model.init=runs/s2/final",
+        ],
+    )
     assert cfg.optim.lr == 2e-5 and cfg.data.datasets[0].num_images == 3
     assert cfg.compat.fov_sum and cfg.data.augment.scale == (1.0, 1.5)
     assert cfg.name == "my run" and cfg.model.init == "runs/s2/final"

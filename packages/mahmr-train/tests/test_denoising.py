@@ -62,16 +62,23 @@ def test_slots_assignment_and_noise(make_targets: Callable) -> None:
         ).all()
     # the 2D-only image's content carries no pose / shape (only noise): |entries| < 0.2 / 0.4
     assert q.content[1, 0].abs().max() < 0.2 + 1e-6
-    pgt = build_denoising(targets, encoder, DenoisingConfig(groups=2), 5,
-                          torch.Generator().manual_seed(0), pgt_content=True)  # fmt: skip
+    pgt = build_denoising(
+        targets,
+        encoder,
+        DenoisingConfig(groups=2),
+        5,
+        torch.Generator().manual_seed(0),
+        pgt_content=True,
+    )
     assert pgt is not None and pgt.queries.content[1, 0].abs().max() > 0.2
 
 
 def test_forward_and_loss_with_denoising(make_tiny: Callable, make_targets: Callable) -> None:
     model = make_tiny(denoising=True).train()
     g = torch.Generator().manual_seed(0)
-    batch = ImageBatch.from_tensors([torch.rand(3, 224, 168, generator=g),
-                                     torch.rand(3, 112, 224, generator=g)], canvas=224)  # fmt: skip
+    batch = ImageBatch.from_tensors(
+        [torch.rand(3, 224, 168, generator=g), torch.rand(3, 112, 224, generator=g)], canvas=224
+    )
     targets = make_targets([2, 1], grid=8)
     plan = build_denoising(targets, model.dn_enc, DenoisingConfig(groups=3), 8, g)
     assert plan is not None

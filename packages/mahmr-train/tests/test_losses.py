@@ -72,8 +72,12 @@ def test_betas_joints_and_depth_terms() -> None:
         joints2d_l1(pred2, gt2, mask, 100), torch.tensor([6 * 10 / 90 / 100])
     )
     # d~ = f_gt d / f = 1000 * 5 / 500 = 10
-    got = inverse_depth_l1(torch.tensor([5.0, 5.0]), torch.tensor([500.0, 500.0]),
-                           torch.tensor([1000.0, 1000.0]), torch.tensor([10.0, 5.0]))  # fmt: skip
+    got = inverse_depth_l1(
+        torch.tensor([5.0, 5.0]),
+        torch.tensor([500.0, 500.0]),
+        torch.tensor([1000.0, 1000.0]),
+        torch.tensor([10.0, 5.0]),
+    )
     torch.testing.assert_close(got, torch.tensor([0.0, 0.1]), atol=1e-6, rtol=0)
 
 

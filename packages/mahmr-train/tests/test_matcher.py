@@ -57,9 +57,24 @@ def test_matcher_equals_brute_force(seed: int, counts: list[int]) -> None:
     cost = match_cost(t(logits), t(boxes), t(j2d), t(gt_boxes), t(gt_j2d), t(gt_mask), canvas, cfg)
     assignment = hungarian_match(cost, torch.tensor(counts))
     for i, n in enumerate(counts):
-        loop = np.array([[_loop_cost(logits[i, a], boxes[i, a], j2d[i, a], gt_boxes[i, c],
-                                     gt_j2d[i, c], gt_mask[i, c], canvas, cfg)
-                          for c in range(n)] for a in range(q)])  # fmt: skip
+        loop = np.array(
+            [
+                [
+                    _loop_cost(
+                        logits[i, a],
+                        boxes[i, a],
+                        j2d[i, a],
+                        gt_boxes[i, c],
+                        gt_j2d[i, c],
+                        gt_mask[i, c],
+                        canvas,
+                        cfg,
+                    )
+                    for c in range(n)
+                ]
+                for a in range(q)
+            ]
+        )
         np.testing.assert_allclose(
             cost[i, :, :n].numpy(), loop.reshape(q, n), rtol=1e-5, atol=1e-5
         )  # float32
