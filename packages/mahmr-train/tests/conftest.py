@@ -126,3 +126,11 @@ def make_output() -> Callable[..., MAHMROutput]:
 @pytest.fixture
 def make_targets() -> Callable[..., Targets]:
     return fake_targets
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every training dataset format, tiny, under one data root (MA-HMR layout)."""
+    from mahmr_train.data.fixtures import write_training_fixtures
+
+    return write_training_fixtures(tmp_path_factory.mktemp("data"))
