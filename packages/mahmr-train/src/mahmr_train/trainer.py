@@ -354,6 +354,10 @@ class Trainer:
                     if cfg.optim.grad_clip > 0
                     else _grad_norm(self.model)
                 )
+                if self.dist.world > 1:  # the batch's loss: the mean over processes
+                    keys = sorted(values)
+                    means = self.dist.mean(torch.tensor([values[k] for k in keys]))
+                    values = dict(zip(keys, means.tolist(), strict=True))
                 values["grad_norm"] = float(grad_norm)
                 values["lr"] = self.scheduler.get_last_lr()[-1]
                 self.optimizer.step()
