@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -78,10 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     if dist.main and not args.no_progress:
         bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True)
 
+    per_step = config.data.batch_size * dist.world * config.optim.accumulation
+    clock = [time.perf_counter()]
+
     def progress(values: dict[str, float]) -> None:
         if bar is not None:
+            now = time.perf_counter()
+            rate = per_step / max(now - clock[0], 1e-9)
+            clock[0] = now
             bar.update(1)
-            bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{values['lr']:.2e}")
+            bar.set_postfix(
+                loss=f"{values['loss']:.4g}", lr=f"{values['lr']:.2e}", samples_s=f"{rate:.1f}"
+            )
 
     summary = trainer.fit(stop_after=args.stop_after, progress=progress)
     if bar is not None:

@@ -13,7 +13,7 @@ from mahmr_train import load_config
 from mahmr_train.data.loader import MixtureDataset, collate
 from mahmr_train.trainer import Distributed, Trainer
 
-STEPS = 80
+STEPS = 60
 
 
 @torch.no_grad()

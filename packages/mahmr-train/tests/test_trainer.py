@@ -33,7 +33,8 @@ def _config(smpl_dir: Path, *extra: str):
 
 
 def test_resume_continues_exactly(smpl_dir: Path, tmp_path: Path) -> None:
-    """4 steps in one run equal 2 steps + resume + 2 steps (augmentation and DN noise on)."""
+    """4 steps in one run equal 2 steps + resume + 2 steps (augmentation and DN noise on; epochs
+    of 3 steps: the resume starts mid-epoch, the run crosses an epoch)."""
     config = _config(smpl_dir)
     one = Trainer(config, tmp_path / "one", distributed=CPU)
     one.fit()

@@ -68,7 +68,7 @@ class SyntheticSource:
         pose[:, 3:] = rng.normal(0.0, 0.1, (n, 69))
         betas = np.zeros((n, self.bodies.num_betas))
         betas[:, :10] = rng.normal(0.0, 0.7, (n, 10))
-        depth = np.sort(rng.uniform(3.0, 8.0, n))[::-1]
+        depth = np.sort(rng.uniform(2.0, 5.0, n))[::-1]
         # spread people across the image: pixel column -> lateral position at that depth
         columns = (np.arange(n) + rng.uniform(0.2, 0.8, n)) / n * w
         x = (columns - k[0, 2]) * depth / k[0, 0]
