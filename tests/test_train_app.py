@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from dto_core.synthetic_body import write_synthetic_smpl_dir
@@ -21,6 +22,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_train_resume_and_bad_input(tmp_path: Path) -> None:
     smpl = tmp_path / "smpl"
     write_synthetic_smpl_dir(smpl)
@@ -40,7 +42,7 @@ def test_train_resume_and_bad_input(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "step 2 / 2" in second.stdout
     assert MAHMR.from_pretrained(run / "final").config.variant == "tiny"
-    # a dataset folder that does not exist
+    # a dataset folder that does not exist (more bad input: tests of the package)
     bad = _run(
         "--config",
         "tiny",

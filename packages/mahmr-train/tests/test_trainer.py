@@ -57,8 +57,8 @@ def test_resume_continues_exactly(smpl_dir: Path, tmp_path: Path) -> None:
 
 def test_resume_refuses_another_config(smpl_dir: Path, tmp_path: Path) -> None:
     Trainer(_config(smpl_dir), tmp_path, distributed=CPU).fit(stop_after=1)
-    with pytest.raises(ValueError, match=r"optim.lr: 0.001 -> 0.002"):
-        Trainer(_config(smpl_dir, "optim.lr=2e-3"), tmp_path, resume=True, distributed=CPU)
+    with pytest.raises(ValueError, match=r"optim.lr: 0.002 -> 0.003"):
+        Trainer(_config(smpl_dir, "optim.lr=3e-3"), tmp_path, resume=True, distributed=CPU)
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
         Trainer(_config(smpl_dir), tmp_path / "empty", resume=True, distributed=CPU)
 

@@ -26,11 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from dto_humans_hub.conventions import SOURCES
-from dto_humans_hub.convert import convert_released_opt
-from dto_humans_hub.images import attach_images
-from dto_humans_hub.npzio import AnnotationFileError, load_npz
-from dto_humans_hub.reader import TRAIN_COLUMNS, ImageRows
 from hmr_bench.datasets import hi4d as hi4d_io
 from hmr_bench.datasets import pw3d as pw3d_io
 from hmr_bench.datasets import rh as rh_io
@@ -59,7 +54,9 @@ def image_folder(directory: Path, source: str) -> Path:
 
 
 def _annots(path: Path) -> dict[str, Any]:
-    """The dict of an MA-HMR `np.savez(path, annots=dict)` file."""
+    """The dict of an MA-HMR `np.savez(path, annots=dict)` file (restricted unpickling)."""
+    from dto_humans_hub.npzio import AnnotationFileError, load_npz  # the hub stack: on use
+
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     try:
@@ -171,6 +168,9 @@ def _bedlam(directory: Path, spec: DatasetSpec) -> _Source:
 def _camerahmr(directory: Path, spec: DatasetSpec) -> _Source:
     """CameraHMR's 4D-Humans pseudo-GT (`train`, 2D supervision) or the released DTO-Humans
     file of the same layout (`train_opt`, 3D), read through dto_humans_hub's converter."""
+    from dto_humans_hub.convert import convert_released_opt  # the hub stack: on use
+    from dto_humans_hub.npzio import AnnotationFileError
+
     suffix = {"train": "", "train_opt": "_OPT"}.get(spec.split)
     if suffix is None:
         raise DataError(f"{spec.name}: split {spec.split!r} is not 'train' or 'train_opt'")
@@ -201,6 +201,10 @@ def _camerahmr(directory: Path, spec: DatasetSpec) -> _Source:
 def _dto_humans(directory: Path, spec: DatasetSpec, root: Path) -> _Source:
     """A built DTO-Humans dataset (`load_dataset(folder)`) joined to the local images."""
     from datasets import load_dataset
+
+    from dto_humans_hub.conventions import SOURCES  # the hub stack: on use
+    from dto_humans_hub.images import attach_images
+    from dto_humans_hub.reader import TRAIN_COLUMNS, ImageRows
 
     if not (directory / "README.md").is_file() and not (directory / "data").is_dir():
         raise DataError(f"{directory}: no DTO-Humans dataset folder (README.md, data/)")

@@ -14,7 +14,6 @@ import math
 import numpy as np
 
 from dto_core.camera import intrinsics_from_fov
-from hmr_render import overlay_meshes
 
 from ..config import DatasetSpec
 from .bodies import BodyModels
@@ -81,6 +80,8 @@ class SyntheticSource:
         faces = self.bodies.faces
 
         def render() -> np.ndarray:
+            from hmr_render import overlay_meshes  # trimesh, embree: loaded on first use
+
             if index not in self._images:
                 self._images[index] = overlay_meshes(background, vertices, faces, k, alpha=1.0)
             return self._images[index].copy()
