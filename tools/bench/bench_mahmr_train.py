@@ -1,11 +1,12 @@
 """Training throughput of mahmr-train on the CPU, and GPU-hours of the paper's stages (estimated).
 
-    uv run python tools/bench/bench_mahmr_train.py [--steps 8] [--workers 0 2] [--no-flops]
-        [--json F]
+    uv run python tools/bench/bench_mahmr_train.py [--steps 8] [--batches 40] [--workers 0 2]
+        [--no-flops] [--json F]
 
-1. Input pipeline alone (tiny config: synthetic images, training augmentation on): samples/s of
-   a DataLoader over the mixture with each `--workers` count, batches of the config's size,
-   after one warm-up batch (the synthetic images are rendered once per process).
+1. Input pipeline alone (tiny config: 16 synthetic images, training augmentation on): samples/s
+   of a DataLoader over the mixture with each `--workers` count, `--batches` batches of the
+   config's size, after the worker start and its prefetch queue (the synthetic images are
+   rendered once per process, so later epochs reuse them).
 2. Training step alone: samples/s of forward + loss + backward + AdamW on one pre-collated
    batch repeated (no data loading), same config.
    The ratio (pipeline / step) above 1 means data loading is not the bottleneck.
@@ -85,8 +86,10 @@ def loader(trainer: Trainer, keys: list, workers: int) -> DataLoader:
 
 
 def pipeline_rate(trainer: Trainer, workers: int, batches: int) -> float:
-    it = iter(loader(trainer, batch_keys(trainer, batches + 1), workers))
-    next(it)  # warm-up: worker start, rendering
+    warm = max(1, 2 * workers)  # worker start and the prefetch queue (2 batches per worker)
+    it = iter(loader(trainer, batch_keys(trainer, batches + warm), workers))
+    for _ in range(warm):
+        next(it)
     start = time.perf_counter()
     count = sum(len(batch.keys) for batch in it)
     return count / (time.perf_counter() - start)
@@ -107,16 +110,18 @@ def step_rate(trainer: Trainer, steps: int) -> float:
 def forward_flops(smpl_dir: Path, side: int = 1288) -> tuple[float, int]:
     torch.manual_seed(0)
     model = MAHMR(mahmr()).set_body(SMPLBody.from_dir(smpl_dir, kid=True)).eval()
+    model.requires_grad_(False)  # the counter's module tracker needs no autograd state
     batch = ImageBatch.from_tensors([torch.rand(3, side, side)], canvas=1288)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with counter:
         out = model(batch, body_layers="all", scale_map=crowd_map(side))
     return float(counter.get_total_flops()), len(out.tokens)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps")
+    parser.add_argument("--batches", type=int, default=40, help="timed pipeline batches")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--no-flops", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -136,7 +141,7 @@ def main() -> None:
         ]
         config = load_config("tiny", overrides)
         trainer = Trainer(config, Path(tmp) / "run", distributed=Distributed())
-        rates = {w: pipeline_rate(trainer, w, args.steps) for w in args.workers}
+        rates = {w: pipeline_rate(trainer, w, args.batches) for w in args.workers}
         step = step_rate(trainer, args.steps)
         print(f"tiny config, batch {config.data.batch_size}, CPU ({results['machine']})")
         print("| what | samples/s | vs training step |")
