@@ -355,7 +355,7 @@ class Trainer:
                     else _grad_norm(self.model)
                 )
                 if self.dist.world > 1:  # the batch's loss: the mean over processes
-                    keys = sorted(values)
+                    keys = list(values)
                     means = self.dist.mean(torch.tensor([values[k] for k in keys]))
                     values = dict(zip(keys, means.tolist(), strict=True))
                 values["grad_norm"] = float(grad_norm)
