@@ -99,7 +99,7 @@ def test_init_transfer_rules_and_wrong_variants(kid_body, tmp_path: Path) -> Non
     head = target.shape_heads[1].layers[-1]
     assert (
         torch.equal(head.weight[10], torch.zeros_like(head.weight[10]))
-        and float(head.bias[10]) == 0
+        and float(head.bias[10].detach()) == 0
     )
     torch.testing.assert_close(head.weight[:10], stage1.shape_heads[1].layers[-1].weight)
     assert float(target.mean_shape[10]) == 0.0
