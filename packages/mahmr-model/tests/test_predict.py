@@ -64,6 +64,22 @@ def test_resize_and_pad() -> None:
     assert resized_size(3000, 4000, 1288) == (966, 1288)
     assert resized_size(4000, 3000, 1288) == (1288, 966)
     assert resized_size(1, 5000, 1288) == (1, 1288)
+
+
+def test_resized_size_is_mahmr_float32_rule() -> None:
+    """Against torch's own arithmetic of MA-HMR's dataset code: rate = size / tensor(long) and
+    int(rate * short), over every short side of a few long sides (float64 differs on some)."""
+    canvas = 1288
+    differs_in_float64 = 0
+    for long_side in (1081, 1920, 2731, 4000):
+        shorts = torch.arange(1, long_side + 1)
+        rate = canvas / torch.tensor(long_side)  # a float32 tensor, as in MA-HMR
+        expected = (rate * shorts).int().tolist()
+        for short, want in zip(shorts.tolist(), expected, strict=True):
+            assert resized_size(short, long_side, canvas) == (max(1, want), canvas)
+            assert resized_size(long_side, short, canvas) == (canvas, max(1, want))
+            differs_in_float64 += int(canvas / long_side * short) != want
+    assert differs_in_float64 > 0  # the rule matters on these sizes
     prepared = prepare_images([RGB, np.zeros((300, 100, 3), np.uint8)], canvas=224)
     batch = prepared.batch
     assert batch.pixels.shape == (2, 3, 224, 224)

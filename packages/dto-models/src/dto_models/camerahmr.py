@@ -26,7 +26,12 @@ import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 from torch import nn
 
-from dto_core.body import BodyModel, load_pickled_array
+from dto_core.body import (
+    OPENPOSE_FROM_SMPLX,
+    SMPLX_VERTEX_JOINTS,
+    BodyModel,
+    load_pickled_array,
+)
 from dto_core.camera import project
 
 from .adapter import TorchAdapter
@@ -65,11 +70,6 @@ CROP_COLUMNS = slice(32, 224)
 IMAGE_MEAN = np.array(IMAGENET_MEAN) * 255.0  # on the [0,255] scale of the crop
 IMAGE_STD = np.array(IMAGENET_STD) * 255.0
 MEAN_BUFFERS = {"pose": "init_body_pose", "shape": "init_betas", "cam": "init_cam"}
-# smplx's SMPL appends vertices (ids of vertex_ids['smplh']) as joints 24..44; the OpenPose map
-# uses 24..34: nose, right/left eye, right/left ear, left big toe, small toe, heel, right ditto.
-SMPL_VERTEX_JOINTS = (332, 6260, 2800, 4071, 583, 3216, 3226, 3387, 6617, 6624, 6787)
-OPENPOSE_FROM_SMPL = (24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28, 29, 30,
-                      31, 32, 33, 34)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -460,8 +460,8 @@ def keypoints_44(vertices: np.ndarray, joints: np.ndarray, j19: np.ndarray) -> n
 
     vertices (N,6890,3), joints (N,24,3) the SMPL skeleton joints, j19 (19,6890).
     """
-    smpl45 = np.concatenate([joints, vertices[:, list(SMPL_VERTEX_JOINTS)]], axis=1)
-    openpose = smpl45[:, list(OPENPOSE_FROM_SMPL)]
+    smpl45 = np.concatenate([joints, vertices[:, list(SMPLX_VERTEX_JOINTS)]], axis=1)
+    openpose = smpl45[:, list(OPENPOSE_FROM_SMPLX)]
     return np.concatenate([openpose, np.einsum("jv,nvk->njk", j19, vertices)], axis=1)
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import trimesh
 from PIL import Image
 
+from dto_core.atomic import write_atomic
 from hmr_render.pictures import check_colors, check_image
 from hmr_render.raster import check_meshes
 
@@ -19,23 +17,6 @@ __all__ = ["GLTF_FROM_OPENCV", "mesh_scene", "save_glb", "save_png"]
 
 # glTF viewers use y up and look along -z; this root transform shows camera-space data upright.
 GLTF_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
-
-
-def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
-    """Write `path` through write(f) into a hidden sibling, then rename it over `path`, so readers
-    never see a partial file; the file gets the usual permissions (0o666 minus the umask)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:

@@ -148,10 +148,13 @@ def to_image_tensor(image: ImageLike) -> Tensor:
 
 
 def resized_size(height: int, width: int, canvas: int) -> tuple[int, int]:
-    """Network-frame (h, w): long side = canvas, short side `int(canvas / long * short)` >= 1."""
+    """Network-frame (h, w): long side = canvas, short side >= 1 as MA-HMR computes it, in float32:
+    int(float32(1 / long) * canvas * short) (torch divides by an int64 tensor as reciprocal()
+    times the numerator; float64 arithmetic differs by 1 px for about 0.07 % of sizes)."""
+    rate = np.float32(1.0) / np.float32(max(height, width)) * np.float32(canvas)
     if width >= height:
-        return max(1, int(canvas / width * height)), canvas
-    return canvas, max(1, int(canvas / height * width))
+        return max(1, int(rate * np.float32(height))), canvas
+    return canvas, max(1, int(rate * np.float32(width)))
 
 
 def prepare_images(
