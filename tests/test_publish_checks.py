@@ -59,3 +59,18 @@ def test_placeholders_are_refused_in_a_dry_run(builds, tmp_path, capsys):
     assert "delete README.md and publish generates a card for me/m" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a checkpoint has no default repo
         publish_app.main(["checkpoint", str(folder), "--dry-run"])
+
+
+def test_a_saved_mahmr_model_passes_the_card_check(tmp_path, capsys):
+    """save_pretrained writes its own card (no mixin placeholders), so a trained model folder
+    publishes as it is."""
+    from mahmr_model import MAHMR
+    from mahmr_model.config import get_config
+
+    from dto_humans_hub.hub import find_placeholders
+
+    MAHMR(get_config("tiny")).save_pretrained(tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "# MA-HMR" in card and find_placeholders(card) == []
+    argv = ["checkpoint", str(tmp_path / "model"), "--repo", "someone/mahmr", "--dry-run"]
+    assert publish_app.main(argv) == 0, capsys.readouterr().err

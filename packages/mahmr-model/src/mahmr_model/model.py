@@ -167,11 +167,36 @@ class MAHMROutput:
         return self.layers[-1]
 
 
+MODEL_CARD_TEMPLATE = """
+---
+{{ card_data }}
+---
+
+# MA-HMR
+
+Weights of the one-stage multi-person mesh recovery network of "Towards Metric-Aware Multi-Person
+Mesh Recovery by Jointly Optimizing Human Crowd in Camera Space" (SAT-HMR on DINOv2 ViT-B/14 with a
+camera token and FoV head), in the format of the `mahmr-model` package: `config.json` (variant and
+architecture) and `model.safetensors`.
+
+```python
+from mahmr_model import MAHMR, SMPLBody
+
+model = MAHMR.from_pretrained("this folder or its Hub repo id")
+model.set_body(SMPLBody.from_dir("SMPL_MODEL_DIR"))  # licensed SMPL files, not included here
+```
+
+The SMPL body model is licensed separately (smpl.is.tue.mpg.de) and is never stored in these
+files.
+"""
+
+
 class MAHMR(
     nn.Module,
     PyTorchModelHubMixin,
     library_name="mahmr-model",
     tags=["human-mesh-recovery", "smpl", "multi-person", "metric-depth"],
+    model_card_template=MODEL_CARD_TEMPLATE,
 ):
     """The SAT-HMR / MA-HMR network.
 
