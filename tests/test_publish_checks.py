@@ -64,10 +64,9 @@ def test_placeholders_are_refused_in_a_dry_run(builds, tmp_path, capsys):
 def test_a_saved_mahmr_model_passes_the_card_check(tmp_path, capsys):
     """save_pretrained writes its own card (no mixin placeholders), so a trained model folder
     publishes as it is."""
+    from dto_humans_hub.hub import find_placeholders
     from mahmr_model import MAHMR
     from mahmr_model.config import get_config
-
-    from dto_humans_hub.hub import find_placeholders
 
     MAHMR(get_config("tiny")).save_pretrained(tmp_path / "model")
     card = (tmp_path / "model" / "README.md").read_text()
