@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -111,3 +112,35 @@ def test_cosine_schedule_with_warmup() -> None:
     f = cosine_schedule(10, 2)
     assert [f(0), f(1), f(2)] == [0.0, 0.5, 1.0]
     assert abs(f(6) - 0.5) < 1e-12 and f(10) == 0.0
+
+
+def test_tensorboard_scalars_equal_the_csv_log(smpl_dir: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(_config(smpl_dir, "tensorboard=true", "log_every=1"), tmp_path, distributed=CPU).fit(
+        stop_after=2
+    )
+    lines = (tmp_path / "train_log.csv").read_text().splitlines()
+    columns, rows = lines[0].split(","), [ln.split(",") for ln in lines[1:]]
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    loss = events.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2]
+    logged = [float(r[columns.index("loss")]) for r in rows]
+    np.testing.assert_allclose([e.value for e in loss], logged, rtol=1e-6)
+    assert "train/lr" in events.Tags()["scalars"]
+
+
+def test_tensorboard_without_the_package_says_what_to_install(
+    smpl_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboard" else real(name, *a),
+    )
+    with pytest.raises(ValueError, match=r'pip install "mahmr-train\[tensorboard\]"'):
+        Trainer(_config(smpl_dir, "tensorboard=true"), tmp_path, distributed=CPU)

@@ -301,6 +301,7 @@ class TrainConfig:
     optim: OptimConfig = OptimConfig()
     validation: ValidationConfig = ValidationConfig()
     log_every: int = 10
+    tensorboard: bool = False  # also write the logs as TensorBoard scalars (<out>/tensorboard)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
 

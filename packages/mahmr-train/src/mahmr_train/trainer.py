@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import importlib.util
 import json
 import logging
 import math
@@ -177,13 +178,37 @@ class _CSV:
             csv.writer(f).writerow([row.get(c, "") for c in self.columns])
 
 
+class _TensorBoard:
+    """The logs as TensorBoard scalars in `folder` (torch.utils.tensorboard; the optional
+    `tensorboard` package, `pip install "mahmr-train[tensorboard]"`)."""
+
+    def __init__(self, folder: Path) -> None:
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ValueError(
+                "tensorboard=true needs the tensorboard package: "
+                'pip install "mahmr-train[tensorboard]" (or set tensorboard=false: CSV logs only)'
+            )
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(folder))
+
+    def write(self, prefix: str, step: int, row: dict[str, Any]) -> None:
+        for key, value in row.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class Trainer:
     """One training run.
 
     Args:
         config: the stage (see `mahmr_train.config`).
         out_dir: run folder: `train_log.csv`, `val_log.csv`, `checkpoints/`, `final/` (the
-            model in the `mahmr-model` format).
+            model in the `mahmr-model` format), `tensorboard/` with `config.tensorboard`.
         resume: continue from the latest checkpoint in `out_dir` (its config must be `config`).
         init: weights to start from (overrides `config.model.init`).
         distributed: process placement (default: from the environment).
@@ -201,6 +226,11 @@ class Trainer:
         self.config = config
         self.out = Path(out_dir)
         self.dist = distributed or Distributed.from_env()
+        self.board = (
+            _TensorBoard(self.out / "tensorboard")
+            if config.tensorboard and self.dist.main
+            else None
+        )
         torch.manual_seed(config.optim.seed)
         device = self.dist.device
         checkpoint = find_checkpoint(self.out) if resume else None
@@ -370,7 +400,10 @@ class Trainer:
                 if progress is not None:
                     progress({**last, "total_steps": self.total_steps})
                 if train_log is not None and (self.step % cfg.log_every == 0 or self.step == end):
-                    train_log.write({"step": self.step, "epoch": epoch, **window.means()})
+                    means = window.means()
+                    train_log.write({"step": self.step, "epoch": epoch, **means})
+                    if self.board is not None:
+                        self.board.write("train", self.step, means)
                     window = StepLog()
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save()
@@ -383,6 +416,8 @@ class Trainer:
             summary["validation"] = self.validate()
         if self.dist.main and self.step >= self.total_steps:
             self.model.save_pretrained(self.out / "final")
+        if self.board is not None:
+            self.board.close()
         self.dist.barrier()
         return summary
 
@@ -430,6 +465,8 @@ class Trainer:
                 name = f"{spec.name}/{spec.split}"
                 results[name] = metrics
                 log.write({"step": self.step, "dataset": name, **metrics})
+                if self.board is not None:
+                    self.board.write(f"val/{name}", self.step, metrics)
         self.dist.barrier()
         return results
 
