@@ -35,13 +35,14 @@ from dto_humans_hub import swap as swap_module
 from dto_humans_hub.conventions import SOURCES
 from dto_humans_hub.fixtures import (
     synthetic_image_keys,
+    synthetic_opt_annots,
     synthetic_release_arrays,
     write_camerahmr_release,
     write_released_opt,
 )
 from dto_humans_hub.schema import features
 from dto_humans_hub.swap import BuildInProgressError, DatasetFolderError, builds_dir
-from dto_humans_hub.writer import plan_shards, read_manifest, shard_count
+from dto_humans_hub.writer import input_digest, plan_shards, read_manifest, shard_count
 
 SMALL_SHARDS = 60_000  # bytes: several shards from the small fixtures
 
@@ -465,3 +466,33 @@ def test_manifest_records_every_shard_by_source_and_split(tmp_path, two_sources)
     }
     for s in shards:
         assert s["path"] == (f"data/annotations/{s['source']}/{s['split']}-00000-of-00001.parquet")
+
+
+def test_input_digest_hashes_shapes_dtypes_and_bytes_also_of_empty_arrays():
+    from dto_humans_hub.conventions import SCHEMA_VERSION
+
+    arrays = [np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2], np.zeros((0, 11)), None]
+    want = hashlib.sha256(f"{SCHEMA_VERSION}\0x".encode())
+    for a in arrays[:2]:
+        want.update(f"{a.shape}{a.dtype}".encode() + a.tobytes())
+    want.update(b"\0none")
+    assert input_digest(arrays, extra="x") == want.hexdigest()
+    others = [[np.zeros((0, 3))], [np.zeros((0, 11), np.float32)], [np.zeros((1, 11))]]
+    digests = {input_digest(a) for a in [[np.zeros((0, 11))], *others]}
+    assert len(digests) == 4  # empty arrays of other shapes or dtypes differ
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_builds_draw_no_progress_bars_and_leave_the_setting_alone(tmp_path, capfd, enabled):
+    conversion = convert_released_opt(
+        write_released_opt(tmp_path / "COCO_x.npz", synthetic_opt_annots(20, seed=0))
+    )
+    (datasets.enable_progress_bars if enabled else datasets.disable_progress_bars)()
+    try:
+        capfd.readouterr()
+        build_dataset(tmp_path / "ds", conversion, figures=False)
+        out, err = capfd.readouterr()
+        assert datasets.is_progress_bar_enabled() is enabled
+    finally:
+        datasets.enable_progress_bars()
+    assert "parquet" not in (out + err).lower() and "%|" not in err

@@ -246,13 +246,18 @@ def build_dataset(
     Atomic: readers of `root` see the previous dataset until the new one is complete. Resumable:
     re-running after an interruption with the same input finishes the build without rewriting
     finished shards (another input: StagedBuildError unless `restart`). An images config of the
-    same annotations is kept. Raises DuplicateImageKeyError if two inputs share an image.
+    same annotations is kept. Raises DuplicateImageKeyError if two inputs share an image, and
+    ValueError if they hold no image (a dataset without rows cannot be loaded).
     """
     root = dataset_path(root)
     conv = merge_conversions(
         [conversions] if isinstance(conversions, Conversion) else list(conversions)
     )
     batch = conv.batch
+    if batch.num_images == 0:
+        raise ValueError(
+            f"{root}: nothing to build, the input holds no image ({len(conv.rejected)} rejected)"
+        )
     keys = batch.image_key.astype(str)
     batch = batch.take(np.lexsort((keys, batch.source)))
     held_out = validation_mask(batch.source, batch.image_key, validation_fraction)

@@ -202,7 +202,8 @@ def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
     """(P,) True where every value of the row is finite in all arrays."""
     ok = np.ones(len(arrays[0]), dtype=bool)
     for a in arrays:
-        ok &= np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        a = np.asarray(a)
+        ok &= np.isfinite(a).all(axis=tuple(range(1, a.ndim)))
     return ok
 
 
@@ -678,7 +679,8 @@ def convert_dto_run(run: DTORun, *, keep: Literal["kept", "all"] = "kept") -> Co
     if len(keys) != s:
         raise ValueError(f"{run.name}: {len(keys)} image keys for {s} images")
     pose = np.asarray(run.smpl_pose, dtype=np.float64).reshape(n, NUM_BODY_JOINTS, 3)
-    betas = _pad_betas(np.asarray(run.smpl_betas, dtype=np.float64).reshape(n, -1))
+    betas = np.asarray(run.smpl_betas, dtype=np.float64)
+    betas = _pad_betas(betas.reshape(n, betas.size // n if n else betas.shape[-1]))
     if betas.shape != (n, NUM_BETAS):
         raise ValueError(f"{run.name}: smpl_betas must be (N, 10 or 11), got {betas.shape}")
     source = np.broadcast_to(np.asarray(run.source, dtype=np.int64), (s,))
