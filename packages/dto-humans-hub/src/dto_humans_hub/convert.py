@@ -45,6 +45,7 @@ from dto_humans_hub.conventions import (
     NUM_KEYPOINTS,
     NUM_SMPL_BETAS,
     POSTERIOR_SCORE_THRESHOLD,
+    RELEASE_SOURCES,
     SOURCE_FILE_PREFIXES,
     SOURCES,
     SYNTHETIC_MARKER,
@@ -132,13 +133,17 @@ def source_from_filename(path: str | os.PathLike[str]) -> str:
             return source
     raise AnnotationFileError(
         f"{path}: cannot tell the source from the file name; rename it to start with one of "
-        f"{', '.join(SOURCES)} (e.g. COCO_CHMR_SMPL_OPT.npz), or pass source= (--source)"
+        f"{', '.join(RELEASE_SOURCES)} (e.g. COCO_CHMR_SMPL_OPT.npz), or pass source= (--source)"
     )
 
 
 def _source_index(source: str, path: object) -> int:
-    if source not in SOURCES:
-        raise ValueError(f"{path}: source must be one of {SOURCES}, got {source!r}")
+    """The label of a release file's source (one of RELEASE_SOURCES)."""
+    if source not in RELEASE_SOURCES:
+        raise ValueError(
+            f"{path}: source must be one of {RELEASE_SOURCES} (the collections with release "
+            f"files), got {source!r}"
+        )
     return SOURCES.index(source)
 
 
@@ -241,7 +246,7 @@ def convert_released_opt(
     """Convert a released `*_CHMR_SMPL_OPT.npz`, its 10-beta CameraHMR counterpart
     `*_CHMR_SMPL.npz`, or an official DTO output `*_opt.npz` (the layout is read from the file).
 
-    source:      one of SOURCES; default: from the file name.
+    source:      one of RELEASE_SOURCES; default: from the file name.
     annotation:  "dto_humans_release" or "camerahmr_release"; default: from the layout (11 betas:
                  DTO-Humans, `dto_status = kept`; 10 betas: CameraHMR's pGT, `not_run`) and the
                  name (`_OPT` or not); an error when the two disagree. A `*_opt.npz` is
@@ -641,12 +646,13 @@ def convert_camerahmr_release(
 class DTORun:
     """A DTO run over S images with N people (as passed to `dto_core.optimize_scenes`).
 
-    Per image (S,): source (SOURCES index), image_key, image_size (S, 2) (height, width) px,
-    intrinsics (S, 3, 3) px. offsets (S + 1,). Per person (N,), bodies AFTER the update
-    (`dto_core.update.update_bodies`): smpl_pose (N, 24, 3) or (N, 72) rad, smpl_betas (N, 11),
-    transl_cam (N, 3) m; is_released (N,) bool, age (N,) years, p_male (N,); optional bbox_xyxy
-    (N, 4) px and keypoints_2d (N, 44, 3). result: the CrowdResult of the run. synthetic: the
-    run's scenes are synthetic (the built dataset is then marked so).
+    Per image (S,): source (SOURCES index; `photos` for other photos), image_key, image_size
+    (S, 2) (height, width) px, intrinsics (S, 3, 3) px. offsets (S + 1,). Per person (N,),
+    bodies AFTER the update (`dto_core.update.update_bodies`): smpl_pose (N, 24, 3) or (N, 72)
+    rad, smpl_betas (N, 11), transl_cam (N, 3) m; is_released (N,) bool, age (N,) years,
+    p_male (N,); optional bbox_xyxy (N, 4) px and keypoints_2d (N, 44, 3). result: the
+    CrowdResult of the run. synthetic: the run's scenes are synthetic (or its teachers random):
+    the built dataset is then marked so. S = 0 is allowed.
     """
 
     source: np.ndarray

@@ -153,7 +153,8 @@ def plan_dataset_upload(root: str | os.PathLike[str], repo_id: str) -> UploadPla
     if annotations.get("synthetic") and repo_id.lower() == REPO_ID.lower():
         inputs = [f["name"] for f in annotations["inputs"] if f.get("synthetic")]
         raise PublishError(
-            f"{root} was built from synthetic fixture files ({some(inputs)}): it must not be "
+            f"{root} was built from synthetic inputs (fixture files, or DTO runs on synthetic "
+            f"scenes or with random teacher weights: {some(inputs)}): it must not be "
             f"published as {REPO_ID}, the real dataset; publish it under another repo id, or "
             "build from the released files"
         )
