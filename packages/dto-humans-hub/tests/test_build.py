@@ -4,6 +4,7 @@ split, normal and streaming), determinism, sharding, resume after a kill, the at
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,10 +24,13 @@ from hypothesis import strategies as st
 from dto_humans_hub import (
     AnnotationBatch,
     DatasetVerificationError,
+    Rejection,
     StagedBuildError,
     build_dataset,
+    convert_built_dataset,
     convert_camerahmr_release,
     convert_released_opt,
+    merge_conversions,
     validation_mask,
     verify_dataset,
 )
@@ -496,3 +500,34 @@ def test_builds_draw_no_progress_bars_and_leave_the_setting_alone(tmp_path, capf
     finally:
         datasets.enable_progress_bars()
     assert "parquet" not in (out + err).lower() and "%|" not in err
+
+
+def test_built_datasets_convert_back_and_join_to_the_same_shards(tmp_path, two_sources):
+    """Datasets built separately (e.g. by several processes), read back and joined, give the
+    shards of one build of all their inputs."""
+    coco, mpii = two_sources
+    coco = dataclasses.replace(coco, rejected=(Rejection("COCO_x.npz", "a.jpg", "why"),))
+    kwargs = {"max_shard_bytes": SMALL_SHARDS, "validation_fraction": 0.25, "figures": False}
+    build_dataset(tmp_path / "a", coco, **kwargs)
+    build_dataset(tmp_path / "b", mpii, **kwargs)
+    build_dataset(tmp_path / "both", [coco, mpii], **kwargs)
+    back = convert_built_dataset(tmp_path / "a", name="share-0")
+    assert back.rejected == coco.rejected and back.synthetic
+    (file,) = back.inputs
+    manifest = read_manifest(tmp_path / "a")
+    entry = manifest["families"]["annotations"]
+    assert (file.name, file.num_images) == ("share-0", coco.batch.num_images)
+    assert file.sha256 == entry["input_digest"]
+    assert file.size == sum(s.stat().st_size for s in (tmp_path / "a" / "data").rglob("*.parquet"))
+    joined = merge_conversions([back, convert_built_dataset(tmp_path / "b")])
+    assert [f.name for f in joined.inputs] == ["share-0", "b"]
+    build_dataset(tmp_path / "joined", joined, **kwargs)
+
+    def shards(root):
+        entry = read_manifest(root)["families"]["annotations"]
+        return [(s["path"], s["sha256"]) for sp in entry["splits"].values() for s in sp["shards"]]
+
+    assert shards(tmp_path / "joined") == shards(tmp_path / "both")
+    assert len(shards(tmp_path / "both")) > 2
+    with pytest.raises(FileNotFoundError, match="no 'annotations' config"):
+        convert_built_dataset(tmp_path / "nothing")

@@ -33,7 +33,7 @@ from dto_humans_hub.conventions import (
     SPLITS,
     VALIDATION_FRACTION,
 )
-from dto_humans_hub.convert import Conversion, Rejection, merge_conversions
+from dto_humans_hub.convert import Conversion, InputFile, Rejection, merge_conversions
 from dto_humans_hub.schema import features
 from dto_humans_hub.swap import (
     BUILD_PREFIX,
@@ -64,6 +64,7 @@ __all__ = [
     "StagedBuildError",
     "build_dataset",
     "build_images_config",
+    "convert_built_dataset",
     "image_path",
     "read_family_table",
     "validation_mask",
@@ -331,6 +332,30 @@ def read_family_table(
         raise FileNotFoundError(f"{root}: no {family!r} config built")
     shards = [s for s in family_shards(manifest, family) if split is None or s["split"] == split]
     return _read_shards(root, shards, family)
+
+
+def convert_built_dataset(
+    root: str | os.PathLike[str], *, name: str | None = None
+) -> Conversion:
+    """The annotations of a built dataset as a `Conversion`, to build them into another dataset
+    (alone, or with others through `merge_conversions`: e.g. joining the datasets that several
+    processes wrote). The rows of every split come back exactly as stored, with the images its
+    build rejected; one `InputFile` stands for the dataset: `name` (default: the folder's name),
+    the bytes of its annotation shards, the sha256 input digest of its annotations, its number
+    of images and whether it is synthetic. Check the shards first with `verify_dataset` where
+    they may be damaged."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    entry = manifest["families"].get(ANNOTATIONS)
+    if entry is None:
+        raise FileNotFoundError(f"{root}: no {ANNOTATIONS!r} config built")
+    batch = AnnotationBatch.from_arrow(read_family_table(root))
+    size = sum(s["num_bytes"] for s in family_shards(manifest, ANNOTATIONS))
+    file = InputFile(
+        name or root.name, size, entry["input_digest"], batch.num_images, bool(entry["synthetic"])
+    )
+    rejected = tuple(Rejection(**r) for r in entry["rejected"])
+    return Conversion(batch, rejected, (file,), np.zeros(batch.num_images, dtype=np.int64))
 
 
 def build_images_config(
