@@ -70,8 +70,9 @@ PERSON_REASONS = {
 }
 """Reason codes of people dropped from images that are written."""
 
-NEVER_WRITTEN = frozenset({"update_failed"})
-"""Solved images never written, even with keep="all" (their bodies were not updated)."""
+NEVER_WRITTEN = frozenset({"update_failed", "invalid_teacher_output"})
+"""Solved images never written, even with keep="all": their bodies were not updated, or no
+person was usable (the row would claim an image without people)."""
 
 
 @dataclass(frozen=True)
