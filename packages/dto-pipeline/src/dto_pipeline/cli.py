@@ -153,7 +153,8 @@ def _finish(report: dict[str, Any], out: Path) -> int:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    from dto_humans_hub import AnnotationFileError
+    from dto_humans_hub import AnnotationFileError, StagedBuildError
+    from dto_humans_hub.swap import BuildInProgressError, DatasetFolderError
 
     from .errors import (
         CacheError,
@@ -170,6 +171,9 @@ def _errors() -> tuple[type[BaseException], ...]:
         MissingWeightsError,
         TeachersFileError,
         AnnotationFileError,
+        DatasetFolderError,
+        StagedBuildError,
+        BuildInProgressError,
         CacheError,
         MissingCacheError,
         FileNotFoundError,
