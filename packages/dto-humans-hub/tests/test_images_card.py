@@ -269,10 +269,10 @@ def test_photos_are_a_source_of_their_own(tmp_path):
     from dto_core import DTOConfig, optimize_scenes
     from dto_core.synthetic import sample_crowds
     from dto_humans_hub import DTORun, convert_dto_run
-    from dto_humans_hub.conventions import RELEASE_SOURCES, SOURCES
+    from dto_humans_hub.conventions import SOURCE_LABELS, SOURCES
 
     assert features()["source"].names == ["coco", "mpii", "aic", "insta", "photos"]  # appended
-    assert SOURCES[: len(RELEASE_SOURCES)] == RELEASE_SOURCES
+    assert SOURCE_LABELS[: len(SOURCES)] == SOURCES == ("coco", "mpii", "aic", "insta")
     crowds = sample_crowds(12, seed=5)
     result = optimize_scenes(
         crowds.teacher_height, crowds.prior_cls, crowds.cues, crowds.offsets,
@@ -280,7 +280,7 @@ def test_photos_are_a_source_of_their_own(tmp_path):
     )  # fmt: skip
     n, s = len(crowds.age), crowds.num_scenes
     h, w = crowds.image_size
-    source = np.where(np.arange(s) < 4, SOURCES.index("coco"), SOURCES.index("photos"))
+    source = np.where(np.arange(s) < 4, SOURCES.index("coco"), SOURCE_LABELS.index("photos"))
     run = DTORun(
         source=source, image_key=[f"holiday/{i}.jpg" for i in range(s)],
         image_size=np.tile([h, w], (s, 1)),

@@ -16,7 +16,7 @@ from datasets import concatenate_datasets
 
 from dto_humans_hub import AnnotationFileError, verify_dataset
 from dto_humans_hub.build import read_family_table
-from dto_humans_hub.conventions import SOURCES
+from dto_humans_hub.conventions import SOURCE_LABELS, SOURCES
 from dto_humans_hub.fixtures import write_camerahmr_release
 from dto_humans_hub.writer import read_manifest
 from dto_pipeline import runner
@@ -86,7 +86,7 @@ def test_run_accounts_for_every_image_and_person(reference_run, photos_dir):
     assert int(np.sum(ds["num_people"])) == people["written"]
     photos = load_dataset(str(dataset), "photos", cache_dir=str(reference_run.parent / "hf"))
     assert sum(len(s) for s in photos.values()) == len(keys)  # a folder of photos: `photos`
-    assert set(ds["source"]) == {SOURCES.index("photos")}
+    assert set(ds["source"]) == {SOURCE_LABELS.index("photos")}
     assert not np.any(ds["all_people_annotated"])  # detections only: not every person
     row = ds[0]
     assert row["smpl_betas"].shape[1] == 11 and row["dto_status"] == 1  # kept by the filter

@@ -29,7 +29,7 @@ from dto_humans_hub.conventions import (
     MAX_SHARD_BYTES,
     MIN_SHARD_ROWS,
     MIN_SHARDS,
-    SOURCES,
+    SOURCE_LABELS,
     SPLITS,
     VALIDATION_FRACTION,
 )
@@ -116,7 +116,7 @@ def validation_mask(
     threshold = int(fraction * 2**64)
     out = np.zeros(len(image_key), dtype=bool)
     for i, (s, key) in enumerate(zip(source, image_key, strict=True)):
-        name = SOURCES[s]
+        name = SOURCE_LABELS[s]
         digest = hashlib.blake2b(f"{name}/{_split_group(name, key)}".encode(), digest_size=8)
         out[i] = int.from_bytes(digest.digest(), "big") < threshold
     return out
@@ -274,7 +274,7 @@ def build_dataset(
             for split in SPLITS:
                 index = np.flatnonzero((batch.source == s) & (held_out == (split != "train")))
                 if len(index):
-                    parts.append(_annotation_part(batch.take(index), SOURCES[s], split))
+                    parts.append(_annotation_part(batch.take(index), SOURCE_LABELS[s], split))
         entry = write_family(
             target, ANNOTATIONS, parts, input_digest=digest, max_shard_bytes=max_shard_bytes
         )

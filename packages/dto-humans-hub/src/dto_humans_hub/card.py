@@ -24,7 +24,7 @@ from dto_humans_hub.conventions import (
     IMAGES,
     PHOTOS,
     REPO_ID,
-    SOURCES,
+    SOURCE_LABELS,
     SPLITS,
 )
 from dto_humans_hub.schema import features, field_table_markdown
@@ -65,7 +65,7 @@ def card_configs(manifest: dict[str, Any]) -> list[CardConfig]:
     configs = []
     for family, name, source in (
         (ANNOTATIONS, ALL_CONFIG, None),
-        *((ANNOTATIONS, s, s) for s in SOURCES),
+        *((ANNOTATIONS, s, s) for s in SOURCE_LABELS),
         (IMAGES, IMAGES, None),
     ):
         shards = [

@@ -28,7 +28,7 @@ from dto_humans_hub.card import write_card
 from dto_humans_hub.conventions import (
     ANNOTATION_SOURCES,
     MAX_SHARD_BYTES,
-    RELEASE_SOURCES,
+    SOURCES,
     VALIDATION_FRACTION,
 )
 from dto_humans_hub.convert import (
@@ -142,7 +142,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _fixtures(args: argparse.Namespace) -> int:
     out = Path(args.dir)
-    for i, source in enumerate(RELEASE_SOURCES):
+    for i, source in enumerate(SOURCES):
         name = f"{source.upper()}_CHMR_SMPL_OPT.npz"
         annots = synthetic_opt_annots(args.images, source=source, seed=args.seed + i)
         print(f"wrote {write_released_opt(out / name, annots)} (SYNTHETIC)")
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument("--release", type=Path, nargs="*", default=[], help="CameraHMR *-release.npz")
     p.add_argument(
-        "--source", choices=RELEASE_SOURCES,
+        "--source", choices=SOURCES,
         help="source of every input file, for files renamed so that their name does not start "
         "with it (files of several sources: keep their names)",
     )  # fmt: skip

@@ -36,17 +36,18 @@ CameraHMR's `gtkps` hold at least 44 rows and the first 44 are used (DTO-Humans 
 BOX_SCALE_PX = 200.0
 """CameraHMR / 4D-Humans `scale` convention: box side in pixels = 200 x scale (SPIN, HMR2)."""
 
-RELEASE_SOURCES = ("coco", "mpii", "aic", "insta")
-"""Source image collections of 4D-Humans as released by CameraHMR: the sources of the release
-files (`*_CHMR_SMPL_OPT.npz`, `*-release.npz`)."""
+SOURCES = ("coco", "mpii", "aic", "insta")
+"""Source image collections of 4D-Humans as released by CameraHMR, in class-label order: the
+sources of the release files (`*_CHMR_SMPL_OPT.npz`, `*-release.npz`) and of DTO-Humans."""
 
 PHOTOS = "photos"
 """Source label of any other folder of photos run through DTO without a released pGT (spec A.11:
 the Relative Human / demo path, CameraHMR with HumanFoV intrinsics); image keys are the paths
 relative to the folder. No release file holds it."""
 
-SOURCES = (*RELEASE_SOURCES, PHOTOS)
-"""Class labels of the `source` column, in order (only ever appended to)."""
+SOURCE_LABELS = (*SOURCES, PHOTOS)
+"""Class labels of the `source` column, in order (only ever appended to): SOURCES, then
+`photos` (schema 1.2.0)."""
 
 SOURCE_FILE_PREFIXES = {"coco": "coco", "mpii": "mpii", "aic": "aic", "insta": "insta"}
 """Lower-cased file-name prefixes: `COCO_CHMR_SMPL_OPT.npz`, `insta1-release.npz`, ..."""

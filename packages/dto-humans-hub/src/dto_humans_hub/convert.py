@@ -45,8 +45,8 @@ from dto_humans_hub.conventions import (
     NUM_KEYPOINTS,
     NUM_SMPL_BETAS,
     POSTERIOR_SCORE_THRESHOLD,
-    RELEASE_SOURCES,
     SOURCE_FILE_PREFIXES,
+    SOURCE_LABELS,
     SOURCES,
     SYNTHETIC_MARKER,
     UNKNOWN_SIZE,
@@ -133,15 +133,15 @@ def source_from_filename(path: str | os.PathLike[str]) -> str:
             return source
     raise AnnotationFileError(
         f"{path}: cannot tell the source from the file name; rename it to start with one of "
-        f"{', '.join(RELEASE_SOURCES)} (e.g. COCO_CHMR_SMPL_OPT.npz), or pass source= (--source)"
+        f"{', '.join(SOURCES)} (e.g. COCO_CHMR_SMPL_OPT.npz), or pass source= (--source)"
     )
 
 
 def _source_index(source: str, path: object) -> int:
-    """The label of a release file's source (one of RELEASE_SOURCES)."""
-    if source not in RELEASE_SOURCES:
+    """The label of a release file's source (one of SOURCES)."""
+    if source not in SOURCES:
         raise ValueError(
-            f"{path}: source must be one of {RELEASE_SOURCES} (the collections with release "
+            f"{path}: source must be one of {SOURCES} (the collections with release "
             f"files), got {source!r}"
         )
     return SOURCES.index(source)
@@ -246,7 +246,7 @@ def convert_released_opt(
     """Convert a released `*_CHMR_SMPL_OPT.npz`, its 10-beta CameraHMR counterpart
     `*_CHMR_SMPL.npz`, or an official DTO output `*_opt.npz` (the layout is read from the file).
 
-    source:      one of RELEASE_SOURCES; default: from the file name.
+    source:      one of SOURCES; default: from the file name.
     annotation:  "dto_humans_release" or "camerahmr_release"; default: from the layout (11 betas:
                  DTO-Humans, `dto_status = kept`; 10 betas: CameraHMR's pGT, `not_run`) and the
                  name (`_OPT` or not); an error when the two disagree. A `*_opt.npz` is
@@ -646,7 +646,7 @@ def convert_camerahmr_release(
 class DTORun:
     """A DTO run over S images with N people (as passed to `dto_core.optimize_scenes`).
 
-    Per image (S,): source (SOURCES index; `photos` for other photos), image_key, image_size
+    Per image (S,): source (SOURCE_LABELS index: SOURCES or `photos`), image_key, image_size
     (S, 2) (height, width) px, intrinsics (S, 3, 3) px. offsets (S + 1,). Per person (N,),
     bodies AFTER the update (`dto_core.update.update_bodies`): smpl_pose (N, 24, 3) or (N, 72)
     rad, smpl_betas (N, 11), transl_cam (N, 3) m; is_released (N,) bool, age (N,) years,
@@ -694,7 +694,7 @@ def convert_dto_run(run: DTORun, *, keep: Literal["kept", "all"] = "kept") -> Co
     for i, key in enumerate(keys):
         if (int(source[i]), key) in seen:
             raise DuplicateImageKeyError(
-                f"{run.name}: duplicate image key {SOURCES[source[i]]}/{key} "
+                f"{run.name}: duplicate image key {SOURCE_LABELS[source[i]]}/{key} "
                 f"(images {seen[int(source[i]), key]} and {i})"
             )
         seen[int(source[i]), key] = i
@@ -796,7 +796,7 @@ def merge_conversions(conversions: Sequence[Conversion]) -> Conversion:
     if dup.size:
         a, b = order[dup[0]], order[dup[0] + 1]
         raise DuplicateImageKeyError(
-            f"duplicate image key {SOURCES[batch.source[a]]}/{batch.image_key[a]} in "
+            f"duplicate image key {SOURCE_LABELS[batch.source[a]]}/{batch.image_key[a]} in "
             f"{inputs[input_index[a]].name} and {inputs[input_index[b]].name}"
         )
     rejected = tuple(r for c in conversions for r in c.rejected)

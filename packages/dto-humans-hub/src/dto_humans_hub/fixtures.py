@@ -33,7 +33,7 @@ from dto_humans_hub.conventions import (
     NUM_BODY_JOINTS,
     NUM_KEYPOINTS,
     NUM_SMPL_BETAS,
-    RELEASE_SOURCES,
+    SOURCES,
     SYNTHETIC_MARKER,
 )
 from dto_humans_hub.writer import write_atomic
@@ -67,8 +67,8 @@ def _marker(synthetic: bool) -> dict[str, np.ndarray]:
 
 def synthetic_image_keys(source: str, num_images: int, start: int = 0) -> list[str]:
     """Image keys shaped like the source's (`COCO_train2014_%012d.jpg`, `insta-train/a/b/c.jpg`)."""
-    if source not in RELEASE_SOURCES:
-        raise ValueError(f"source must be one of {RELEASE_SOURCES}, got {source!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     ids = range(start, start + num_images)
     if source == "coco":
         return [f"COCO_train2014_{i:012d}.jpg" for i in ids]

@@ -26,7 +26,7 @@ from dto_humans_hub.conventions import (
     PERSON_ORIGINS,
     PERSON_STATUSES,
     SCHEMA_VERSION,
-    SOURCES,
+    SOURCE_LABELS,
 )
 
 __all__ = ["FIELDS", "SCHEMA_VERSION", "FieldSpec", "features", "field_table_markdown"]
@@ -52,8 +52,8 @@ def _labels(names: tuple[str, ...]) -> str:
 
 
 FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("source", ClassLabel(names=list(SOURCES)), "image", "()", "int64", "-",
-              f"source image collection ({_labels(SOURCES)})"),
+    FieldSpec("source", ClassLabel(names=list(SOURCE_LABELS)), "image", "()", "int64", "-",
+              f"source image collection ({_labels(SOURCE_LABELS)})"),
     FieldSpec("image_key", Value("string"), "image", "()", "string", "-",
               "image key of the release files: the image path relative to the source's root "
               "(InstaVariety keys start with `insta-train/`; `photos`: relative to the photo "

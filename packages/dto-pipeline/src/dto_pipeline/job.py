@@ -93,13 +93,13 @@ def list_inputs(
     Raises:
         UsageError: an unknown source, or two folder images map to one release key.
     """
-    from dto_humans_hub.conventions import SOURCES
+    from dto_humans_hub.conventions import SOURCE_LABELS, SOURCES
 
     paths = list_images(images)
     if release is None:
-        if source not in SOURCES:
-            raise UsageError(f"--source {source!r}: one of {', '.join(SOURCES)}")
-        src = SOURCES.index(source)
+        if source not in SOURCE_LABELS:
+            raise UsageError(f"--source {source!r}: one of {', '.join(SOURCE_LABELS)}")
+        src = SOURCE_LABELS.index(source)
         return [InputImage(p, p, src, i) for i, p in enumerate(paths)], []
     index, seen = release.index, {}
     items = []
@@ -167,7 +167,7 @@ def run_job(
     with `pgt`, else `photos` (any folder of photos). `teachers_only`: fill the teacher cache of
     this share and stop (GPU workers; `solve_job` then runs DTO from the cache on CPU workers).
     `figures`: as `merge_job`'s."""
-    from dto_humans_hub.conventions import PHOTOS, RELEASE_SOURCES
+    from dto_humans_hub.conventions import PHOTOS, SOURCES
 
     from .release import read_release
     from .teachers import build_teachers, load_teachers_config, resolve_device
@@ -175,10 +175,10 @@ def run_job(
     out, images = Path(out), Path(images)
     share = resolve_shard(shard, environ)
     overrides = dict(overrides or {})
-    if pgt is not None and source is not None and source not in RELEASE_SOURCES:
+    if pgt is not None and source is not None and source not in SOURCES:
         raise UsageError(
             f"--source {source!r} with --pgt: release files exist for "
-            f"{', '.join(RELEASE_SOURCES)} only"
+            f"{', '.join(SOURCES)} only"
         )
     release = None if pgt is None else read_release(pgt, source)
     items, missing = list_inputs(images, source or PHOTOS, release)
