@@ -38,7 +38,7 @@ def test_dataset_defaults_to_the_real_home_and_refuses_synthetic_data_there(buil
     assert f"dataset repo {REPO_ID} <-" in capsys.readouterr().out
     assert publish_app.main(["dataset", str(builds["synthetic"]), "--dry-run"]) == 1
     err = capsys.readouterr().err
-    assert "synthetic fixture files" in err and f"must not be published as {REPO_ID}" in err
+    assert "synthetic inputs (fixture files" in err and f"must not be published as {REPO_ID}" in err
     repo = ["--repo", "me/dto-humans-synthetic", "--dry-run"]
     assert publish_app.main(["dataset", str(builds["synthetic"]), *repo]) == 0
 

@@ -5,7 +5,7 @@
 
 `dataset` checks DIR against its manifest (sha256 of every shard), its card (configs, row
 counts, no unresolved placeholders such as <org>) and the no-loading-script rule, refuses a build
-of synthetic fixture files under the real dataset's repo id, then uploads README.md,
+of synthetic inputs under the real dataset's repo id, then uploads README.md,
 manifest.json, data/ and figures/. --repo defaults to the dataset's home, REPO_ID. `checkpoint`
 checks for safetensors weights and config.json (pickle weights are refused) and a card without
 placeholders, and generates a model card if DIR has none. Both create the repo if needed, upload

@@ -4,6 +4,7 @@ split, normal and streaming), determinism, sharding, resume after a kill, the at
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,10 +24,13 @@ from hypothesis import strategies as st
 from dto_humans_hub import (
     AnnotationBatch,
     DatasetVerificationError,
+    Rejection,
     StagedBuildError,
     build_dataset,
+    convert_built_dataset,
     convert_camerahmr_release,
     convert_released_opt,
+    merge_conversions,
     validation_mask,
     verify_dataset,
 )
@@ -35,13 +39,14 @@ from dto_humans_hub import swap as swap_module
 from dto_humans_hub.conventions import SOURCES
 from dto_humans_hub.fixtures import (
     synthetic_image_keys,
+    synthetic_opt_annots,
     synthetic_release_arrays,
     write_camerahmr_release,
     write_released_opt,
 )
 from dto_humans_hub.schema import features
 from dto_humans_hub.swap import BuildInProgressError, DatasetFolderError, builds_dir
-from dto_humans_hub.writer import plan_shards, read_manifest, shard_count
+from dto_humans_hub.writer import input_digest, plan_shards, read_manifest, shard_count
 
 SMALL_SHARDS = 60_000  # bytes: several shards from the small fixtures
 
@@ -465,3 +470,64 @@ def test_manifest_records_every_shard_by_source_and_split(tmp_path, two_sources)
     }
     for s in shards:
         assert s["path"] == (f"data/annotations/{s['source']}/{s['split']}-00000-of-00001.parquet")
+
+
+def test_input_digest_hashes_shapes_dtypes_and_bytes_also_of_empty_arrays():
+    from dto_humans_hub.conventions import SCHEMA_VERSION
+
+    arrays = [np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2], np.zeros((0, 11)), None]
+    want = hashlib.sha256(f"{SCHEMA_VERSION}\0x".encode())
+    for a in arrays[:2]:
+        want.update(f"{a.shape}{a.dtype}".encode() + a.tobytes())
+    want.update(b"\0none")
+    assert input_digest(arrays, extra="x") == want.hexdigest()
+    others = [[np.zeros((0, 3))], [np.zeros((0, 11), np.float32)], [np.zeros((1, 11))]]
+    digests = {input_digest(a) for a in [[np.zeros((0, 11))], *others]}
+    assert len(digests) == 4  # empty arrays of other shapes or dtypes differ
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_builds_draw_no_progress_bars_and_leave_the_setting_alone(tmp_path, capfd, enabled):
+    conversion = convert_released_opt(
+        write_released_opt(tmp_path / "COCO_x.npz", synthetic_opt_annots(20, seed=0))
+    )
+    (datasets.enable_progress_bars if enabled else datasets.disable_progress_bars)()
+    try:
+        capfd.readouterr()
+        build_dataset(tmp_path / "ds", conversion, figures=False)
+        out, err = capfd.readouterr()
+        assert datasets.is_progress_bar_enabled() is enabled
+    finally:
+        datasets.enable_progress_bars()
+    assert "parquet" not in (out + err).lower() and "%|" not in err
+
+
+def test_built_datasets_convert_back_and_join_to_the_same_shards(tmp_path, two_sources):
+    """Datasets built separately (e.g. by several processes), read back and joined, give the
+    shards of one build of all their inputs."""
+    coco, mpii = two_sources
+    coco = dataclasses.replace(coco, rejected=(Rejection("COCO_x.npz", "a.jpg", "why"),))
+    kwargs = {"max_shard_bytes": SMALL_SHARDS, "validation_fraction": 0.25, "figures": False}
+    build_dataset(tmp_path / "a", coco, **kwargs)
+    build_dataset(tmp_path / "b", mpii, **kwargs)
+    build_dataset(tmp_path / "both", [coco, mpii], **kwargs)
+    back = convert_built_dataset(tmp_path / "a", name="share-0")
+    assert back.rejected == coco.rejected and back.synthetic
+    (file,) = back.inputs
+    manifest = read_manifest(tmp_path / "a")
+    entry = manifest["families"]["annotations"]
+    assert (file.name, file.num_images) == ("share-0", coco.batch.num_images)
+    assert file.sha256 == entry["input_digest"]
+    assert file.size == sum(s.stat().st_size for s in (tmp_path / "a" / "data").rglob("*.parquet"))
+    joined = merge_conversions([back, convert_built_dataset(tmp_path / "b")])
+    assert [f.name for f in joined.inputs] == ["share-0", "b"]
+    build_dataset(tmp_path / "joined", joined, **kwargs)
+
+    def shards(root):
+        entry = read_manifest(root)["families"]["annotations"]
+        return [(s["path"], s["sha256"]) for sp in entry["splits"].values() for s in sp["shards"]]
+
+    assert shards(tmp_path / "joined") == shards(tmp_path / "both")
+    assert len(shards(tmp_path / "both")) > 2
+    with pytest.raises(FileNotFoundError, match="no 'annotations' config"):
+        convert_built_dataset(tmp_path / "nothing")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import zipfile
 
 import numpy as np
 import pytest
 
-from dto_core import DTOConfig, PersonStatus, optimize_scenes
+from dto_core import CrowdResult, DTOConfig, PersonStatus, optimize_scenes
 from dto_core.synthetic import sample_crowds
 from dto_humans_hub import (
     AnnotationFileError,
     DTORun,
     DuplicateImageKeyError,
     body_heights,
+    build_dataset,
     convert_camerahmr_release,
     convert_dto_run,
     convert_released_opt,
@@ -341,3 +343,33 @@ def test_dto_run_duplicate_keys_are_an_error():
     object.__setattr__(run, "image_key", ["a.jpg"] * 5)
     with pytest.raises(DuplicateImageKeyError, match=r"aic/a.jpg"):
         convert_dto_run(run)
+
+
+def test_a_dto_run_without_images_converts_and_merges_with_others(tmp_path):
+    """A process of a sharded run may end with no image written: zero people must convert."""
+    run = _dto_run(5)
+    res = run.result
+    empty_result = CrowdResult(**{
+        f.name: np.zeros(1, np.int64) if f.name == "offsets" else getattr(res, f.name)[:0]
+        for f in dataclasses.fields(CrowdResult)
+    })  # fmt: skip
+    empty = dataclasses.replace(
+        run, source=run.source[:0], image_key=[], image_size=run.image_size[:0],
+        intrinsics=run.intrinsics[:0], offsets=np.zeros(1, np.int64), smpl_pose=np.zeros((0, 72)),
+        smpl_betas=np.zeros((0, 11)), transl_cam=np.zeros((0, 3)), is_released=np.zeros(0, bool),
+        age=np.zeros(0), p_male=np.zeros(0), result=empty_result, name="empty",
+    )  # fmt: skip
+    conv = convert_dto_run(empty)
+    assert conv.batch.num_images == 0 and conv.rejected == ()
+    assert conv.batch.smpl_betas.shape == (0, 11) and conv.batch.smpl_pose.shape == (0, 24, 3)
+    assert conv.inputs[0].num_images == 0
+    alone = convert_dto_run(run, keep="all")
+    merged = merge_conversions([conv, alone])
+    assert [f.name for f in merged.inputs] == ["empty", "dto-run"]
+    for f in dataclasses.fields(merged.batch):
+        np.testing.assert_array_equal(getattr(merged.batch, f.name), getattr(alone.batch, f.name))
+    report = build_dataset(tmp_path / "merged", merged, figures=False)
+    assert report.num_images == 5
+    with pytest.raises(ValueError, match="nothing to build, the input holds no image"):
+        build_dataset(tmp_path / "nothing", conv, figures=False)
+    assert not (tmp_path / "nothing").exists()

@@ -164,7 +164,7 @@ def test_synthetic_builds_are_marked_and_never_published_as_the_real_dataset(
     card = DatasetCard.load(root / "README.md")
     assert "SYNTHETIC TEST DATA, NOT DTO-Humans" in card.text and "synthetic" in card.data.tags
     assert card.data.pretty_name == "DTO-Humans (SYNTHETIC test data)"
-    with pytest.raises(PublishError, match=rf"synthetic fixture files .* as {REPO_ID}, the real"):
+    with pytest.raises(PublishError, match=rf"synthetic inputs \(fixture.* as {REPO_ID}, the real"):
         plan_dataset_upload(root, REPO_ID)
     plan_dataset_upload(root, "acme/dto-humans-synthetic")
     assert "is NaN for every person" not in card.text  # built with a body model
@@ -261,3 +261,45 @@ def test_dto_run_statistics_and_the_comparison_figure(tmp_path, built):
     paths = plot_statistics(stats, tmp_path / "figs", compare=baseline)
     assert [p.name for p in paths] == ["persons_per_image.png", "fov.png", "height.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_photos_are_a_source_of_their_own(tmp_path):
+    """DTO runs on any folder of photos (no released pGT) get the source `photos`: its own
+    config, all_people_annotated false, a note on the card; release files cannot claim it."""
+    from dto_core import DTOConfig, optimize_scenes
+    from dto_core.synthetic import sample_crowds
+    from dto_humans_hub import DTORun, convert_dto_run
+    from dto_humans_hub.conventions import SOURCE_LABELS, SOURCES
+
+    assert features()["source"].names == ["coco", "mpii", "aic", "insta", "photos"]  # appended
+    assert SOURCE_LABELS[: len(SOURCES)] == SOURCES == ("coco", "mpii", "aic", "insta")
+    crowds = sample_crowds(12, seed=5)
+    result = optimize_scenes(
+        crowds.teacher_height, crowds.prior_cls, crowds.cues, crowds.offsets,
+        config=DTOConfig.paper(),
+    )  # fmt: skip
+    n, s = len(crowds.age), crowds.num_scenes
+    h, w = crowds.image_size
+    source = np.where(np.arange(s) < 4, SOURCES.index("coco"), SOURCE_LABELS.index("photos"))
+    run = DTORun(
+        source=source, image_key=[f"holiday/{i}.jpg" for i in range(s)],
+        image_size=np.tile([h, w], (s, 1)),
+        intrinsics=np.tile(np.array([[500.0, 0, w / 2], [0, 500.0, h / 2], [0, 0, 1]]), (s, 1, 1)),
+        offsets=crowds.offsets, smpl_pose=np.zeros((n, 24, 3)), smpl_betas=np.zeros((n, 11)),
+        transl_cam=np.ones((n, 3)), is_released=np.zeros(n, bool), age=crowds.age_estimate,
+        p_male=crowds.p_male, result=result,
+    )  # fmt: skip
+    root = tmp_path / "ds"
+    build_dataset(root, convert_dto_run(run, keep="all"), figures=False, validation_fraction=0)
+    photos = datasets.load_dataset(str(root), "photos", split="train", cache_dir=tmp_path / "c")
+    assert sorted(photos["image_key"]) == sorted(f"holiday/{i}.jpg" for i in range(4, s))
+    assert set(photos["source"]) == {4} and not any(photos["all_people_annotated"])
+    coco = datasets.load_dataset(str(root), "coco", split="train", cache_dir=tmp_path / "c")
+    assert len(coco) == 4 and all(coco["all_people_annotated"])
+    card = DatasetCard.load(root / "README.md")
+    assert "Each source has its own config (`coco`, `photos`)" in card.text
+    assert f"The {s - 4} images of source `photos` are not from 4D-Humans" in card.text
+
+    opt = write_released_opt(tmp_path / "COCO_x.npz", {"a.jpg": []})
+    with pytest.raises(ValueError, match=r"one of \('coco', 'mpii', 'aic', 'insta'\) \(the coll"):
+        convert_released_opt(opt, source="photos")

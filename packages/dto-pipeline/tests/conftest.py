@@ -54,7 +54,6 @@ def reference_run(tmp_path_factory, photos_dir, smpl_dir) -> Path:
         images=photos_dir / "images",
         out=out,
         teachers=photos_dir / "simulated.toml",
-        source="coco",
         device="cpu",
         chunk=2,
         smpl_dir=smpl_dir,

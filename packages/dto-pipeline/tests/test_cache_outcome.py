@@ -11,6 +11,7 @@ import pytest
 
 from dto_core import CueStatus, DTOConfig, optimize_scene
 from dto_core.synthetic import sample_crowds
+from dto_humans_hub import Rejection
 from dto_pipeline.cache import PersonsEntry, TeacherCache, model_id, skip_code
 from dto_pipeline.errors import CacheError
 from dto_pipeline.outcome import (
@@ -19,6 +20,7 @@ from dto_pipeline.outcome import (
     format_report,
     load_part,
     merge_reports,
+    rejections,
     save_part,
     to_conversion,
 )
@@ -185,6 +187,33 @@ def test_part_round_trip_and_conversion(tmp_path):
         assert len(report["dropped_images"]) == sum(report["images"]["dropped"].values())
         table = format_report(report)
         assert "dropped: truncated" in table and "written" in table
+
+
+def test_images_without_a_usable_person_are_never_rows(tmp_path):
+    """keep="all" writes every solved image, except those whose teacher people were all unusable
+    (and those whose update failed); their drops reach a dataset manifest with key and kind."""
+    config = DTOConfig.official()
+    good = solution(1, 3, config)
+    unusable = dataclasses.replace(solution(2, 3, config), reason="invalid_teacher_output",
+                                   detail="no person with a finite translation")  # fmt: skip
+    items = [
+        ImageOutcome("c/0.jpg", "c0.jpg", 4, 3, good.reason, "", good),
+        ImageOutcome("c/1.jpg", "c1.jpg", 4, 3, unusable.reason, unusable.detail, unusable),
+    ]
+    conversion = to_conversion(items, "all", "share", synthetic=True)
+    assert list(conversion.batch.image_key) == ["c0.jpg"] and conversion.synthetic
+    report = build_report(items, "all")
+    assert report["images"]["dropped"] == {"invalid_teacher_output": 1}
+    assert report["dropped_images"] == [{
+        "path": "c/1.jpg", "key": "c1.jpg", "reason": "invalid_teacher_output",
+        "detail": "no person with a finite translation", "kind": "filtered",
+    }]  # fmt: skip
+    assert rejections(report, "share") == conversion.rejected == (
+        Rejection("share", "c1.jpg", "invalid_teacher_output: no person with a finite "
+                  "translation", "filtered"),
+    )  # fmt: skip
+    nothing = [ImageOutcome("d/0.jpg", "d0.jpg", 4, 0, "no_person", "nobody")]
+    assert to_conversion(nothing, "all", "share") is None  # no row: no dataset
 
 
 def test_merged_reports_add_up():

@@ -21,8 +21,8 @@ def command(photos_dir: Path, smpl_dir: Path, out: Path) -> list[str]:
     return [
         sys.executable, str(ROOT / "apps" / "dto"), "run",
         "--images", str(photos_dir / "images"), "--out", str(out),
-        "--teachers", str(photos_dir / "simulated.toml"), "--source", "coco",
-        "--device", "cpu", "--chunk", "2", "--smpl-model-dir", str(smpl_dir),
+        "--teachers", str(photos_dir / "simulated.toml"), "--device", "cpu", "--chunk", "2",
+        "--smpl-model-dir", str(smpl_dir),
     ]  # fmt: skip
 
 
@@ -56,10 +56,9 @@ def test_sigkill_at_several_points_then_resume(photos_dir, smpl_dir, reference_r
     assert not (rank / "report.json").exists()
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def digests(dataset: Path) -> list[str]:
-        manifest = json.loads((dataset / "manifest.json").read_text())
-        shards = manifest["configs"]["annotations"]["splits"]["train"]["shards"]
-        return [s["sha256"] for s in shards]
+    def digests(dataset: Path) -> list[tuple[str, str]]:
+        splits = json.loads((dataset / "manifest.json").read_text())["families"]["annotations"]
+        return [(s["path"], s["sha256"]) for sp in splits["splits"].values() for s in sp["shards"]]
 
     assert digests(out / "dataset") == digests(reference_run / "dataset")
     report = json.loads((out / "report.json").read_text())

@@ -12,39 +12,50 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from datasets import concatenate_datasets
 
 from dto_humans_hub import AnnotationFileError, verify_dataset
-from dto_humans_hub.build import read_config_table
+from dto_humans_hub.build import read_family_table
+from dto_humans_hub.conventions import SOURCE_LABELS, SOURCES
 from dto_humans_hub.fixtures import write_camerahmr_release
+from dto_humans_hub.writer import read_manifest
 from dto_pipeline import runner
 from dto_pipeline.errors import MissingWeightsError, OutputMismatchError
+from dto_pipeline.images import resolve_shard
 from dto_pipeline.job import merge_job, run_job, solve_job
 from dto_pipeline.outcome import IMAGE_REASONS, load_part
 from dto_pipeline.release import read_release
 
 
-def shard_digests(dataset: Path) -> list[str]:
-    manifest = json.loads((dataset / "manifest.json").read_text())
-    return [s["sha256"] for s in manifest["configs"]["annotations"]["splits"]["train"]["shards"]]
+def shard_digests(dataset: Path) -> list[tuple[str, str]]:
+    """(path, sha256) of every annotation shard of a dataset, all splits."""
+    splits = read_manifest(dataset)["families"]["annotations"]["splits"]
+    return [(s["path"], s["sha256"]) for split in splits.values() for s in split["shards"]]
 
 
 def rows(dataset: Path) -> bytes:
     """A dataset's rows as Arrow IPC bytes: equal iff every value is bit-identical (NaN too)."""
-    table = read_config_table(dataset).combine_chunks()
+    table = read_family_table(dataset).combine_chunks()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
 
+def rejected_keys(dataset: Path) -> dict[str, str]:
+    """image key -> reason of every image the dataset's manifest lists as not written."""
+    manifest = read_manifest(dataset)["families"]["annotations"]
+    return {r["image_key"]: r["reason"] for r in manifest["rejected"]}
+
+
 def run_args(photos_dir: Path, smpl_dir: Path, **kwargs) -> dict:
     return {
         "images": photos_dir / "images",
         "teachers": photos_dir / "simulated.toml",
-        "source": "coco",
         "device": "cpu",
         "chunk": 2,
         "smpl_dir": smpl_dir,
+        "figures": False,
         **kwargs,
     }
 
@@ -63,28 +74,54 @@ def test_run_accounts_for_every_image_and_person(reference_run, photos_dir):
     dropped = {e["path"] for e in report["dropped_images"]}
     assert {"broken/truncated.png", "broken/notes.jpg"} <= dropped
 
-    dataset = reference_run / "dataset"
+    dataset = reference_run / "dataset"  # a dto-humans-hub dataset: a link to its build
+    assert dataset.is_symlink() and (reference_run / ".dataset.builds").is_dir()
     verify_dataset(dataset)
-    ds = load_dataset(str(dataset), split="train").with_format("numpy")
+    splits = load_dataset(str(dataset), cache_dir=str(reference_run.parent / "hf"))
+    assert set(splits) <= {"train", "validation"} and "train" in splits
+    ds = concatenate_datasets(list(splits.values())).with_format("numpy")
     keys = list(ds["image_key"])
     assert len(keys) == len(set(keys)) == images["written"]
     assert set(keys) == listed - dropped
     assert int(np.sum(ds["num_people"])) == people["written"]
+    photos = load_dataset(str(dataset), "photos", cache_dir=str(reference_run.parent / "hf"))
+    assert sum(len(s) for s in photos.values()) == len(keys)  # a folder of photos: `photos`
+    assert set(ds["source"]) == {SOURCE_LABELS.index("photos")}
+    assert not np.any(ds["all_people_annotated"])  # detections only: not every person
     row = ds[0]
     assert row["smpl_betas"].shape[1] == 11 and row["dto_status"] == 1  # kept by the filter
     assert np.all(row["transl_cam"][:, 2] > 0)
-    manifest = json.loads((dataset / "manifest.json").read_text())
-    rejected = {r["image_key"]: r["reason"] for r in manifest["configs"]["annotations"]["rejected"]}
+    manifest = read_manifest(dataset)["families"]["annotations"]
+    rejected = {r["image_key"]: r["reason"] for r in manifest["rejected"]}
     assert rejected["broken/truncated.png"].startswith("truncated:")
     assert set(rejected) == dropped
+    kinds = {e["key"]: e["kind"] for e in report["dropped_images"]}
+    assert kinds["broken/notes.jpg"] == "invalid"
+    # simulated teachers: marked synthetic, so it can never be published as DTO-Humans
+    assert manifest["synthetic"] and [f["synthetic"] for f in manifest["inputs"]] == [True]
+    card = (dataset / "README.md").read_text()
+    assert "SYNTHETIC TEST DATA" in card and "images of source `photos`" in card
+    assert (dataset / "figures" / "height.png").is_file() and "figures/height.png" in card
 
     profile = json.loads((reference_run / "profile.json").read_text())["stages"]
     for stage in ("detection", "hmr", "depth", "rendering", "cues", "solve", "write"):
         assert profile[stage]["images"] > 0 and profile[stage]["mean_ms_per_image"] > 0
 
 
+def test_source_labels(photos_dir, smpl_dir, tmp_path):
+    from dto_pipeline.errors import UsageError
+    from dto_pipeline.job import list_inputs
+
+    items, _ = list_inputs(photos_dir / "images", "coco", None)
+    assert {i.source for i in items} == {SOURCES.index("coco")}  # photos of a 4D-Humans source
+    with pytest.raises(UsageError, match="--source 'flickr': one of coco, mpii, aic, insta, pho"):
+        list_inputs(photos_dir / "images", "flickr", None)
+    with pytest.raises(UsageError, match="release files exist for coco, mpii, aic, insta only"):
+        run_job(**run_args(photos_dir, smpl_dir, out=tmp_path / "x", pgt="x.npz", source="photos"))
+
+
 def test_cached_solve_gives_identical_rows_then_other_settings(reference_run, tmp_path):
-    same = solve_job(cache=reference_run, out=tmp_path / "same")
+    same = solve_job(cache=reference_run, out=tmp_path / "same", figures=False)
     assert same["images"] == json.loads((reference_run / "report.json").read_text())["images"]
     reference = reference_run / "dataset"
     assert shard_digests(tmp_path / "same" / "dataset") == shard_digests(reference)
@@ -92,7 +129,7 @@ def test_cached_solve_gives_identical_rows_then_other_settings(reference_run, tm
 
     paper = solve_job(
         cache=reference_run, out=tmp_path / "paper", variant="paper",
-        overrides={"intra_scale": False},
+        overrides={"intra_scale": False}, figures=False,
     )  # fmt: skip
     settings = json.loads((tmp_path / "paper" / "run.json").read_text())
     assert settings["dto"]["variant"] == "paper"
@@ -123,9 +160,17 @@ def test_shares_partition_the_input_and_merge_to_the_same_rows(
     ]
     listing = {e["path"] for e in json.loads((out / "images.json").read_text())}
     assert len(shares) == 2 and not shares[0] & shares[1] and shares[0] | shares[1] == listing
-    merged = merge_job([out])
+    merged = merge_job([out], figures=False)
     assert merged["images"] == json.loads((reference_run / "report.json").read_text())["images"]
     assert rows(out / "dataset") == rows(reference_run / "dataset")
+    assert shard_digests(out / "dataset") == shard_digests(reference_run / "dataset")
+    assert rejected_keys(out / "dataset") == rejected_keys(reference_run / "dataset")
+    with pytest.raises(OutputMismatchError, match="holds another dataset"):
+        merge_job([out], to=reference_run / "dataset", figures=False)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("not a dataset")
+    with pytest.raises(OutputMismatchError, match="is not a dataset folder"):
+        merge_job([out], to=tmp_path / "notes", figures=False)
     with pytest.raises(OutputMismatchError, match="other settings"):
         run_job(**run_args(photos_dir, smpl_dir, out=out, shard="0/3"))
 
@@ -137,10 +182,18 @@ def test_teachers_only_then_solve_on_other_workers(reference_run, photos_dir, sm
     summary = run_job(**run_args(photos_dir, smpl_dir, out=out, teachers_only=True))
     assert summary["images"] == 7 and not (out / "dataset").exists()
     assert (out / "ranks" / "rank-00000-of-00001" / "teachers.json").is_file()
-    for index in range(2):  # two CPU workers
-        solve_job(cache=out, out=tmp_path / "cpu", shard=f"{index}/2")
-    merge_job([tmp_path / "cpu"])
+    # N CPU workers, N such that a share drops all its images (it has no dataset, a report only)
+    written = set(read_family_table(reference_run / "dataset")["image_key"].to_pylist())
+    paths = [e["path"] for e in json.loads((out / "images.json").read_text())]
+    shares = {n: [set(resolve_shard(f"{i}/{n}", {}).select(paths)) for i in range(n)]
+              for n in range(2, 9)}  # fmt: skip
+    count = next(n for n, s in shares.items() if any(p and not p & written for p in s))
+    for index in range(count):
+        solve_job(cache=out, out=tmp_path / "cpu", shard=f"{index}/{count}")
+    assert any(not (f / "dataset").exists() for f in (tmp_path / "cpu" / "ranks").iterdir())
+    merge_job([tmp_path / "cpu"], figures=False)
     assert rows(tmp_path / "cpu" / "dataset") == rows(reference_run / "dataset")
+    assert rejected_keys(tmp_path / "cpu" / "dataset") == rejected_keys(reference_run / "dataset")
 
 
 def test_an_interrupted_run_resumes_to_the_same_shards(
@@ -189,7 +242,7 @@ def test_release_path_and_a_release_missing_a_key(body, photos_dir, smpl_dir, tm
     report = run_job(**run_args(photos_dir, smpl_dir, out=out, pgt=release, source=None))
     assert report["images"]["dropped"]["not_in_release"] == 3  # 2 bad files + 1 photo
     assert report["release_images_not_in_folder"] == []
-    table = read_config_table(out / "dataset").to_pydict()
+    table = read_family_table(out / "dataset").to_pydict()
     origin = [o for image in table["origin"] for o in image]
     assert origin and set(origin) == {0}  # every person is a released one (stage A)
     assert all(key.endswith(".png") and "/" not in key for key in table["image_key"])
@@ -212,7 +265,7 @@ def test_panels_show_meshes_where_their_vertices_project(reference_run, body, tm
     from dto_pipeline.vis import panel_tiles
     from hmr_render import render_composite
 
-    solve_job(cache=reference_run, out=tmp_path / "vis", vis_every=3)
+    solve_job(cache=reference_run, out=tmp_path / "vis", vis_every=3, figures=False)
     panels = sorted((tmp_path / "vis" / "ranks").rglob("vis/*.png"))
     listing = read_json(reference_run / "images.json")
     drawn = [e for e in listing if e["index"] % 3 == 0 and not e["path"].startswith("broken")]
@@ -276,8 +329,8 @@ def test_tiny_random_teachers_end_to_end(photos_dir, smpl_dir, tmp_path):
         shutil.copy(photos_dir / "images" / name, images / name)
     (tmp_path / "tiny.toml").write_text(TINY)
     report = run_job(
-        images=images, out=tmp_path / "out", teachers=tmp_path / "tiny.toml", source="coco",
-        device="cpu", smpl_dir=smpl_dir,
+        images=images, out=tmp_path / "out", teachers=tmp_path / "tiny.toml", device="cpu",
+        smpl_dir=smpl_dir, figures=False,
     )  # fmt: skip
     assert report["random_weights"] and report["images"]["listed"] == 2
     assert report["images"]["written"] + sum(report["images"]["dropped"].values()) == 2

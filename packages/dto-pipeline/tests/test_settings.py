@@ -62,3 +62,21 @@ def test_claim_output_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "holiday.jpg").write_bytes(b"")
     with pytest.raises(OutputMismatchError, match=r"holiday\.jpg.*not a DTO run folder"):
         claim_output(tmp_path, {"keep": "kept"}, [])
+
+
+def test_the_cli_reports_dataset_folder_problems_in_one_line(tmp_path, capsys):
+    """e.g. a run folder of an older version, whose share dataset is a plain folder."""
+    from dto_humans_hub.swap import DatasetFolderError
+    from dto_pipeline.cli import _guard
+
+    def job() -> int:
+        raise DatasetFolderError(f"{tmp_path}/dataset exists and is not a dataset folder")
+
+    import datasets
+
+    try:
+        assert _guard(job) == 2
+    finally:
+        datasets.enable_progress_bars()  # _guard turns them off for the app
+    err = capsys.readouterr().err
+    assert err == f"apps/dto: error: {tmp_path}/dataset exists and is not a dataset folder\n"

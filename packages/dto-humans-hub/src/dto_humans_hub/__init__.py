@@ -12,6 +12,7 @@ from dto_humans_hub.build import (
     StagedBuildError,
     build_dataset,
     build_images_config,
+    convert_built_dataset,
     validation_mask,
 )
 from dto_humans_hub.card import render_card, write_card
@@ -52,6 +53,7 @@ __all__ = [
     "build_dataset",
     "build_images_config",
     "compute_statistics",
+    "convert_built_dataset",
     "convert_camerahmr_release",
     "convert_dto_run",
     "convert_released_opt",

@@ -19,7 +19,7 @@ from dto_humans_hub.conventions import (
     NUM_BETAS,
     NUM_BODY_JOINTS,
     NUM_KEYPOINTS,
-    SOURCES,
+    SOURCE_LABELS,
     UNKNOWN_LABEL,
     UNKNOWN_SIZE,
 )
@@ -115,10 +115,10 @@ class AnnotationBatch:
                 if value.shape != (n, *shape):
                     raise ValueError(f"{name} has shape {value.shape}, expected {(n, *shape)}")
                 object.__setattr__(self, name, value.astype(dtype, copy=False))
-        bad = np.flatnonzero((self.source < 0) | (self.source >= len(SOURCES)))
+        bad = np.flatnonzero((self.source < 0) | (self.source >= len(SOURCE_LABELS)))
         if bad.size:
             raise ValueError(
-                f"source[{bad[0]}] = {self.source[bad[0]]} is not in 0..{len(SOURCES)}"
+                f"source[{bad[0]}] = {self.source[bad[0]]} is not in 0..{len(SOURCE_LABELS)}"
             )
 
     @classmethod
@@ -201,7 +201,7 @@ class AnnotationBatch:
 
     def all_people_annotated(self) -> np.ndarray:
         """(M,) bool: every person of the image is annotated (by source, ALL_PEOPLE_ANNOTATED)."""
-        return np.array([ALL_PEOPLE_ANNOTATED[name] for name in SOURCES])[self.source]
+        return np.array([ALL_PEOPLE_ANNOTATED[name] for name in SOURCE_LABELS])[self.source]
 
     def to_arrow(self, image_bytes: Sequence[bytes] | None = None) -> pa.Table:
         """The rows as an Arrow table with the schema of `features(images=...)` (storage types of
@@ -224,7 +224,10 @@ class AnnotationBatch:
                 value = np.full((p, *shape), np.nan, dtype)
             columns[name] = _nest(value, schema.field(name).type, offsets)
         if image_bytes is not None:
-            paths = [f"{SOURCES[s]}/{k}" for s, k in zip(self.source, self.image_key, strict=True)]
+            paths = [
+                f"{SOURCE_LABELS[s]}/{k}"
+                for s, k in zip(self.source, self.image_key, strict=True)
+            ]
             columns["image"] = pa.StructArray.from_arrays(
                 [pa.array(list(image_bytes), pa.binary()), pa.array(paths, pa.string())],
                 names=["bytes", "path"],

@@ -29,11 +29,11 @@ from dto_humans_hub.conventions import (
     MAX_SHARD_BYTES,
     MIN_SHARD_ROWS,
     MIN_SHARDS,
-    SOURCES,
+    SOURCE_LABELS,
     SPLITS,
     VALIDATION_FRACTION,
 )
-from dto_humans_hub.convert import Conversion, Rejection, merge_conversions
+from dto_humans_hub.convert import Conversion, InputFile, Rejection, merge_conversions
 from dto_humans_hub.schema import features
 from dto_humans_hub.swap import (
     BUILD_PREFIX,
@@ -64,6 +64,7 @@ __all__ = [
     "StagedBuildError",
     "build_dataset",
     "build_images_config",
+    "convert_built_dataset",
     "image_path",
     "read_family_table",
     "validation_mask",
@@ -115,7 +116,7 @@ def validation_mask(
     threshold = int(fraction * 2**64)
     out = np.zeros(len(image_key), dtype=bool)
     for i, (s, key) in enumerate(zip(source, image_key, strict=True)):
-        name = SOURCES[s]
+        name = SOURCE_LABELS[s]
         digest = hashlib.blake2b(f"{name}/{_split_group(name, key)}".encode(), digest_size=8)
         out[i] = int.from_bytes(digest.digest(), "big") < threshold
     return out
@@ -246,13 +247,18 @@ def build_dataset(
     Atomic: readers of `root` see the previous dataset until the new one is complete. Resumable:
     re-running after an interruption with the same input finishes the build without rewriting
     finished shards (another input: StagedBuildError unless `restart`). An images config of the
-    same annotations is kept. Raises DuplicateImageKeyError if two inputs share an image.
+    same annotations is kept. Raises DuplicateImageKeyError if two inputs share an image, and
+    ValueError if they hold no image (a dataset without rows cannot be loaded).
     """
     root = dataset_path(root)
     conv = merge_conversions(
         [conversions] if isinstance(conversions, Conversion) else list(conversions)
     )
     batch = conv.batch
+    if batch.num_images == 0:
+        raise ValueError(
+            f"{root}: nothing to build, the input holds no image ({len(conv.rejected)} rejected)"
+        )
     keys = batch.image_key.astype(str)
     batch = batch.take(np.lexsort((keys, batch.source)))
     held_out = validation_mask(batch.source, batch.image_key, validation_fraction)
@@ -268,7 +274,7 @@ def build_dataset(
             for split in SPLITS:
                 index = np.flatnonzero((batch.source == s) & (held_out == (split != "train")))
                 if len(index):
-                    parts.append(_annotation_part(batch.take(index), SOURCES[s], split))
+                    parts.append(_annotation_part(batch.take(index), SOURCE_LABELS[s], split))
         entry = write_family(
             target, ANNOTATIONS, parts, input_digest=digest, max_shard_bytes=max_shard_bytes
         )
@@ -326,6 +332,30 @@ def read_family_table(
         raise FileNotFoundError(f"{root}: no {family!r} config built")
     shards = [s for s in family_shards(manifest, family) if split is None or s["split"] == split]
     return _read_shards(root, shards, family)
+
+
+def convert_built_dataset(
+    root: str | os.PathLike[str], *, name: str | None = None
+) -> Conversion:
+    """The annotations of a built dataset as a `Conversion`, to build them into another dataset
+    (alone, or with others through `merge_conversions`: e.g. joining the datasets that several
+    processes wrote). The rows of every split come back exactly as stored, with the images its
+    build rejected; one `InputFile` stands for the dataset: `name` (default: the folder's name),
+    the bytes of its annotation shards, the sha256 input digest of its annotations, its number
+    of images and whether it is synthetic. Check the shards first with `verify_dataset` where
+    they may be damaged."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    entry = manifest["families"].get(ANNOTATIONS)
+    if entry is None:
+        raise FileNotFoundError(f"{root}: no {ANNOTATIONS!r} config built")
+    batch = AnnotationBatch.from_arrow(read_family_table(root))
+    size = sum(s["num_bytes"] for s in family_shards(manifest, ANNOTATIONS))
+    file = InputFile(
+        name or root.name, size, entry["input_digest"], batch.num_images, bool(entry["synthetic"])
+    )
+    rejected = tuple(Rejection(**r) for r in entry["rejected"])
+    return Conversion(batch, rejected, (file,), np.zeros(batch.num_images, dtype=np.int64))
 
 
 def build_images_config(

@@ -22,8 +22,9 @@ from dto_humans_hub.conventions import (
     DATA_LICENSE,
     DATASET_NAME,
     IMAGES,
+    PHOTOS,
     REPO_ID,
-    SOURCES,
+    SOURCE_LABELS,
     SPLITS,
 )
 from dto_humans_hub.schema import features, field_table_markdown
@@ -64,7 +65,7 @@ def card_configs(manifest: dict[str, Any]) -> list[CardConfig]:
     configs = []
     for family, name, source in (
         (ANNOTATIONS, ALL_CONFIG, None),
-        *((ANNOTATIONS, s, s) for s in SOURCES),
+        *((ANNOTATIONS, s, s) for s in SOURCE_LABELS),
         (IMAGES, IMAGES, None),
     ):
         shards = [
@@ -180,6 +181,18 @@ def _stats_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _photos_note(summary: dict[str, Any]) -> str:
+    count = summary.get("images_per_source", {}).get(PHOTOS)
+    if not count:
+        return ""
+    return (
+        f"\nThe {count} images of source `{PHOTOS}` are not from 4D-Humans: they come from DTO "
+        "runs on other photos without a released pGT (CameraHMR with HumanFoV intrinsics as the "
+        "starting point instead of CameraHMR's released fits; `dto-pipeline`, `apps/dto run`). "
+        "Their keys are paths relative to the photo folder.\n"
+    )
+
+
 def _height_note(summary: dict[str, Any]) -> str:
     if summary.get("people") and summary.get("body_height_m_p5_p50_p95") is None:
         reason = NO_HEIGHTS.replace("\n", " ")
@@ -218,6 +231,8 @@ def render_card(
         num_people=sum(s["num_people"] for s in shards),
         load_snippet=_load_snippet(manifest, repo_id or manifest.get("repo_id") or REPO_ID),
         config_table=_config_table(manifest),
+        source_configs=", ".join(f"`{c.name}`" for c in card_configs(manifest) if c.source),
+        photos_note=_photos_note(summary),
         validation_percent=f"{100 * annotations.get('validation_fraction', 0):g}",
         field_table=field_table_markdown(),
         stats_table=_stats_table(summary),
@@ -236,9 +251,10 @@ def render_card(
 def _banner(manifest: dict[str, Any]) -> str:
     names = [f["name"] for f in manifest["families"][ANNOTATIONS]["inputs"] if f.get("synthetic")]
     return (
-        "> **SYNTHETIC TEST DATA, NOT DTO-Humans.** Built from synthetic files written by "
-        f"`dto_humans_hub.fixtures` ({', '.join(names)}): the numbers are random, only the "
-        "formats are real. `apps/publish` refuses to publish it as "
+        "> **SYNTHETIC TEST DATA, NOT DTO-Humans.** Built from synthetic inputs (files written "
+        "by `dto_humans_hub.fixtures`, or DTO runs on synthetic scenes or with random teacher "
+        f"weights: {', '.join(names)}): the numbers describe no real people, only the formats "
+        "are real. `apps/publish` refuses to publish it as "
         f"`{REPO_ID}`.\n\n"
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dto_core.optimize import PersonStatus
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 """Version of the row schema (`dto_humans_hub.schema`). Bump the major number when a column is
 removed, renamed or changes meaning; class-label lists are only ever appended to."""
 
@@ -37,7 +37,17 @@ BOX_SCALE_PX = 200.0
 """CameraHMR / 4D-Humans `scale` convention: box side in pixels = 200 x scale (SPIN, HMR2)."""
 
 SOURCES = ("coco", "mpii", "aic", "insta")
-"""Source image collections of 4D-Humans as released by CameraHMR, in class-label order."""
+"""Source image collections of 4D-Humans as released by CameraHMR, in class-label order: the
+sources of the release files (`*_CHMR_SMPL_OPT.npz`, `*-release.npz`) and of DTO-Humans."""
+
+PHOTOS = "photos"
+"""Source label of any other folder of photos run through DTO without a released pGT (spec A.11:
+the Relative Human / demo path, CameraHMR with HumanFoV intrinsics); image keys are the paths
+relative to the folder. No release file holds it."""
+
+SOURCE_LABELS = (*SOURCES, PHOTOS)
+"""Class labels of the `source` column, in order (only ever appended to): SOURCES, then
+`photos` (schema 1.2.0)."""
 
 SOURCE_FILE_PREFIXES = {"coco": "coco", "mpii": "mpii", "aic": "aic", "insta": "insta"}
 """Lower-cased file-name prefixes: `COCO_CHMR_SMPL_OPT.npz`, `insta1-release.npz`, ..."""
@@ -55,9 +65,10 @@ CameraHMR's 4D-Humans pGT, not optimised by DTO (its `*-release.npz`, or MA-HMR'
 `*_CHMR_SMPL.npz` of it: the paper's "w. 4D" baseline); a DTO run of this project; or a
 `*_opt.npz` written by the official DTO code (`dto_framework.py`)."""
 
-ALL_PEOPLE_ANNOTATED = {"coco": True, "mpii": False, "aic": True, "insta": True}
+ALL_PEOPLE_ANNOTATED = {"coco": True, "mpii": False, "aic": True, "insta": True, "photos": False}
 """MA-HMR's `detect_all_people` per source: False where not every person of an image is
-annotated (MPII), so a detector must not learn unmatched people as background there."""
+annotated (MPII), so a detector must not learn unmatched people as background there; False for
+`photos` too: their people are the detections a DTO run kept, checked by nobody."""
 
 SYNTHETIC_MARKER = "__synthetic__"
 """Entry that `dto_humans_hub.fixtures` adds to every synthetic file it writes; a dataset built

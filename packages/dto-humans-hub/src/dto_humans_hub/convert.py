@@ -46,6 +46,7 @@ from dto_humans_hub.conventions import (
     NUM_SMPL_BETAS,
     POSTERIOR_SCORE_THRESHOLD,
     SOURCE_FILE_PREFIXES,
+    SOURCE_LABELS,
     SOURCES,
     SYNTHETIC_MARKER,
     UNKNOWN_SIZE,
@@ -137,8 +138,12 @@ def source_from_filename(path: str | os.PathLike[str]) -> str:
 
 
 def _source_index(source: str, path: object) -> int:
+    """The label of a release file's source (one of SOURCES)."""
     if source not in SOURCES:
-        raise ValueError(f"{path}: source must be one of {SOURCES}, got {source!r}")
+        raise ValueError(
+            f"{path}: source must be one of {SOURCES} (the collections with release "
+            f"files), got {source!r}"
+        )
     return SOURCES.index(source)
 
 
@@ -202,7 +207,8 @@ def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
     """(P,) True where every value of the row is finite in all arrays."""
     ok = np.ones(len(arrays[0]), dtype=bool)
     for a in arrays:
-        ok &= np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        a = np.asarray(a)
+        ok &= np.isfinite(a).all(axis=tuple(range(1, a.ndim)))
     return ok
 
 
@@ -640,12 +646,13 @@ def convert_camerahmr_release(
 class DTORun:
     """A DTO run over S images with N people (as passed to `dto_core.optimize_scenes`).
 
-    Per image (S,): source (SOURCES index), image_key, image_size (S, 2) (height, width) px,
-    intrinsics (S, 3, 3) px. offsets (S + 1,). Per person (N,), bodies AFTER the update
-    (`dto_core.update.update_bodies`): smpl_pose (N, 24, 3) or (N, 72) rad, smpl_betas (N, 11),
-    transl_cam (N, 3) m; is_released (N,) bool, age (N,) years, p_male (N,); optional bbox_xyxy
-    (N, 4) px and keypoints_2d (N, 44, 3). result: the CrowdResult of the run. synthetic: the
-    run's scenes are synthetic (the built dataset is then marked so).
+    Per image (S,): source (SOURCE_LABELS index: SOURCES or `photos`), image_key, image_size
+    (S, 2) (height, width) px, intrinsics (S, 3, 3) px. offsets (S + 1,). Per person (N,),
+    bodies AFTER the update (`dto_core.update.update_bodies`): smpl_pose (N, 24, 3) or (N, 72)
+    rad, smpl_betas (N, 11), transl_cam (N, 3) m; is_released (N,) bool, age (N,) years,
+    p_male (N,); optional bbox_xyxy (N, 4) px and keypoints_2d (N, 44, 3). result: the
+    CrowdResult of the run. synthetic: the run's scenes are synthetic (or its teachers random):
+    the built dataset is then marked so. S = 0 is allowed.
     """
 
     source: np.ndarray
@@ -678,7 +685,8 @@ def convert_dto_run(run: DTORun, *, keep: Literal["kept", "all"] = "kept") -> Co
     if len(keys) != s:
         raise ValueError(f"{run.name}: {len(keys)} image keys for {s} images")
     pose = np.asarray(run.smpl_pose, dtype=np.float64).reshape(n, NUM_BODY_JOINTS, 3)
-    betas = _pad_betas(np.asarray(run.smpl_betas, dtype=np.float64).reshape(n, -1))
+    betas = np.asarray(run.smpl_betas, dtype=np.float64)
+    betas = _pad_betas(betas.reshape(n, betas.size // n if n else betas.shape[-1]))
     if betas.shape != (n, NUM_BETAS):
         raise ValueError(f"{run.name}: smpl_betas must be (N, 10 or 11), got {betas.shape}")
     source = np.broadcast_to(np.asarray(run.source, dtype=np.int64), (s,))
@@ -686,7 +694,7 @@ def convert_dto_run(run: DTORun, *, keep: Literal["kept", "all"] = "kept") -> Co
     for i, key in enumerate(keys):
         if (int(source[i]), key) in seen:
             raise DuplicateImageKeyError(
-                f"{run.name}: duplicate image key {SOURCES[source[i]]}/{key} "
+                f"{run.name}: duplicate image key {SOURCE_LABELS[source[i]]}/{key} "
                 f"(images {seen[int(source[i]), key]} and {i})"
             )
         seen[int(source[i]), key] = i
@@ -788,7 +796,7 @@ def merge_conversions(conversions: Sequence[Conversion]) -> Conversion:
     if dup.size:
         a, b = order[dup[0]], order[dup[0] + 1]
         raise DuplicateImageKeyError(
-            f"duplicate image key {SOURCES[batch.source[a]]}/{batch.image_key[a]} in "
+            f"duplicate image key {SOURCE_LABELS[batch.source[a]]}/{batch.image_key[a]} in "
             f"{inputs[input_index[a]].name} and {inputs[input_index[b]].name}"
         )
     rejected = tuple(r for c in conversions for r in c.rejected)

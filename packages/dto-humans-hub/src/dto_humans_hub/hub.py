@@ -37,7 +37,14 @@ from huggingface_hub.errors import (
 
 from dto_humans_hub.card import card_configs
 from dto_humans_hub.checkpoint import CARD, CONFIG, checkpoint_files, render_model_card
-from dto_humans_hub.conventions import ALL_CONFIG, ANNOTATIONS, FAMILIES, IMAGES, REPO_ID, SOURCES
+from dto_humans_hub.conventions import (
+    ALL_CONFIG,
+    ANNOTATIONS,
+    FAMILIES,
+    IMAGES,
+    REPO_ID,
+    SOURCE_LABELS,
+)
 from dto_humans_hub.convert import some
 from dto_humans_hub.writer import (
     MANIFEST,
@@ -153,7 +160,8 @@ def plan_dataset_upload(root: str | os.PathLike[str], repo_id: str) -> UploadPla
     if annotations.get("synthetic") and repo_id.lower() == REPO_ID.lower():
         inputs = [f["name"] for f in annotations["inputs"] if f.get("synthetic")]
         raise PublishError(
-            f"{root} was built from synthetic fixture files ({some(inputs)}): it must not be "
+            f"{root} was built from synthetic inputs (fixture files, or DTO runs on synthetic "
+            f"scenes or with random teacher weights: {some(inputs)}): it must not be "
             f"published as {REPO_ID}, the real dataset; publish it under another repo id, or "
             "build from the released files"
         )
@@ -318,11 +326,11 @@ def _config_patterns(config: str) -> str:
     """The shard folder of a card config: `all`, a source name or `images`."""
     if config == ALL_CONFIG:
         return f"data/{ANNOTATIONS}/*/*"
-    if config in SOURCES:
+    if config in SOURCE_LABELS:
         return f"data/{ANNOTATIONS}/{config}/*"
     if config == IMAGES:
         return f"data/{IMAGES}/*/*"
-    raise PublishError(f"unknown config {config!r}: one of {[ALL_CONFIG, *SOURCES, IMAGES]}")
+    raise PublishError(f"unknown config {config!r}: one of {[ALL_CONFIG, *SOURCE_LABELS, IMAGES]}")
 
 
 def download_dataset(

@@ -8,7 +8,7 @@ from typing import TypeVar
 from datasets import Dataset, Image, IterableDataset
 
 from dto_humans_hub.build import ImageRoot, MissingImagesError, image_path
-from dto_humans_hub.conventions import SOURCES
+from dto_humans_hub.conventions import SOURCE_LABELS
 from dto_humans_hub.schema import features
 
 __all__ = ["attach_images", "find_missing_images"]
@@ -18,7 +18,7 @@ D = TypeVar("D", Dataset, IterableDataset)
 
 def _paths(batch: dict[str, list], image_root: ImageRoot) -> list[str]:
     return [
-        str(image_path(image_root, SOURCES[s], k))
+        str(image_path(image_root, SOURCE_LABELS[s], k))
         for s, k in zip(batch["source"], batch["image_key"], strict=True)
     ]
 
@@ -27,7 +27,7 @@ def find_missing_images(dataset: Dataset, image_root: ImageRoot) -> list[str]:
     """`<source>/<image_key>` of every row whose image is not under `image_root`."""
     rows = dataset.select_columns(["source", "image_key"]).to_dict()
     return [
-        f"{SOURCES[s]}/{k}"
+        f"{SOURCE_LABELS[s]}/{k}"
         for s, k, p in zip(rows["source"], rows["image_key"], _paths(rows, image_root), strict=True)
         if not Path(p).is_file()
     ]

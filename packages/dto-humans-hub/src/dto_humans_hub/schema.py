@@ -26,7 +26,7 @@ from dto_humans_hub.conventions import (
     PERSON_ORIGINS,
     PERSON_STATUSES,
     SCHEMA_VERSION,
-    SOURCES,
+    SOURCE_LABELS,
 )
 
 __all__ = ["FIELDS", "SCHEMA_VERSION", "FieldSpec", "features", "field_table_markdown"]
@@ -52,11 +52,12 @@ def _labels(names: tuple[str, ...]) -> str:
 
 
 FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("source", ClassLabel(names=list(SOURCES)), "image", "()", "int64", "-",
-              f"source image collection ({_labels(SOURCES)})"),
+    FieldSpec("source", ClassLabel(names=list(SOURCE_LABELS)), "image", "()", "int64", "-",
+              f"source image collection ({_labels(SOURCE_LABELS)})"),
     FieldSpec("image_key", Value("string"), "image", "()", "string", "-",
               "image key of the release files: the image path relative to the source's root "
-              "(InstaVariety keys start with `insta-train/`); unique within a source"),
+              "(InstaVariety keys start with `insta-train/`; `photos`: relative to the photo "
+              "folder); unique within a source"),
     FieldSpec("annotation", ClassLabel(names=list(ANNOTATION_SOURCES)), "image", "()", "int64",
               "-", f"where the annotation comes from ({_labels(ANNOTATION_SOURCES)})"),
     FieldSpec("width", Value("int32"), "image", "()", "int32", "px",
@@ -71,7 +72,7 @@ FIELDS: tuple[FieldSpec, ...] = (
               "N, the number of people (length of every per-person column)"),
     FieldSpec("all_people_annotated", Value("bool"), "image", "()", "bool", "-",
               "every person of the image is annotated (MA-HMR's `detect_all_people`): false for "
-              "MPII, so unmatched detections there are not negatives"),
+              "MPII and `photos`, so unmatched detections there are not negatives"),
     FieldSpec("dto_status", ClassLabel(names=list(DTO_STATUSES)), "image", "()", "int64", "-",
               f"DTO outcome ({_labels(DTO_STATUSES)}); the DTO-Humans release holds kept "
               "images; MA-HMR's `3d_valid` is `kept`"),

@@ -23,7 +23,7 @@ from dto_humans_hub.conventions import (
     ANNOTATION_SOURCES,
     ANNOTATIONS,
     DTO_STATUSES,
-    SOURCES,
+    SOURCE_LABELS,
 )
 from dto_humans_hub.writer import family_shards, read_manifest, write_atomic
 
@@ -141,7 +141,7 @@ def _with_summary(s: DatasetStatistics) -> DatasetStatistics:
         f"images_with_{CROWD_SIZE}_or_more_people": int(np.sum(s.people >= CROWD_SIZE)),
         "images_per_source": {
             name: int(np.sum(s.source == i))
-            for i, name in enumerate(SOURCES)
+            for i, name in enumerate(SOURCE_LABELS)
             if (s.source == i).any()
         },
         "images_per_annotation": {

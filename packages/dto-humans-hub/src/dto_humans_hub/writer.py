@@ -19,11 +19,12 @@ dataset in one rename.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -107,6 +108,24 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """dto-core's atomic writer, flushed to disk before the rename: a resumed build trusts the
     files it finds."""
     atomic.write_atomic(path, write, fsync=True)
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """`datasets`' own progress bars off while a library call runs (`Dataset.to_parquet` draws
+    one per shard, which is no business of a caller's output), and back as they were after.
+    `HF_DATASETS_DISABLE_PROGRESS_BARS=0` (the user asked for every bar) is respected."""
+    if (
+        not datasets.is_progress_bar_enabled()
+        or datasets.config.HF_DATASETS_DISABLE_PROGRESS_BARS is False
+    ):
+        yield
+        return
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        datasets.enable_progress_bars()
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -266,7 +285,8 @@ def write_family(
             start, stop = int(cuts[i]), int(cuts[i + 1])
             table = part.make_table(start, stop)
             dataset = datasets.Dataset(table, info=info)
-            write_atomic(path, lambda f, d=dataset: d.to_parquet(f))
+            with _no_progress_bars():
+                write_atomic(path, lambda f, d=dataset: d.to_parquet(f))
             done = {
                 "num_rows": stop - start,
                 "num_people": int(part.people[start:stop].sum()),
@@ -363,5 +383,5 @@ def input_digest(arrays: Sequence[np.ndarray | None], *, extra: str = "") -> str
         if a.dtype == object:
             digest.update("\0".join(map(str, a.reshape(-1))).encode())
         else:
-            digest.update(memoryview(a).cast("B"))
+            digest.update(a)  # the raw bytes (a contiguous buffer; zero-size arrays too)
     return digest.hexdigest()

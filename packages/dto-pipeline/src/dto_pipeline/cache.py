@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from dto_humans_hub.writer import write_atomic
+from dto_core.atomic import write_atomic
 
 from .errors import CacheError
 
@@ -193,7 +193,7 @@ class TeacherCache:
             path = self.root / stage / self.ids[stage] / "model.json"
             if not path.is_file():
                 data = (json.dumps(desc, indent=1, sort_keys=True) + "\n").encode()
-                write_atomic(path, lambda f, data=data: f.write(data))
+                write_atomic(path, lambda f, data=data: f.write(data), fsync=True)
 
     def path(self, stage: str, name: str) -> Path:
         digest = hashlib.sha256(name.encode()).hexdigest()
@@ -224,7 +224,7 @@ class TeacherCache:
         np.savez_compressed(
             buffer, name=np.array(name), image_sha256=np.array(image_sha256), **arrays
         )
-        write_atomic(self.path(stage, name), lambda f: f.write(buffer.getbuffer()))
+        write_atomic(self.path(stage, name), lambda f: f.write(buffer.getbuffer()), fsync=True)
 
     def get_persons(self, name: str, image_sha256: str | None = None) -> PersonsEntry | None:
         """The cached persons of image `name` (None if absent or of another file content;

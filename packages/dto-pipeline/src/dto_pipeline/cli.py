@@ -18,7 +18,9 @@ __all__ = ["add_commands"]
 EPILOG_RUN = """\
 Output folder: run.json and images.json (settings and input listing), cache/ (teacher outputs
 per image and model id), ranks/rank-I-of-N/ (each process's parts, shards, report, profile,
-panels) and, after `merge` (automatic for one process), dataset/ for datasets.load_dataset.
+panels) and, after `merge` (automatic for one process), the dataset `dataset` (a link to its
+build in .dataset.builds/) for datasets.load_dataset: configs all and one per source, splits
+train and validation.
 A rerun with the same arguments resumes; other settings are refused.
 """
 
@@ -90,7 +92,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--source",
         default=None,
-        help="image collection of the rows: coco, mpii, aic, insta (with --pgt: from its name)",
+        help="source label of the rows: photos (default: any folder of photos), or coco, mpii, "
+        "aic, insta (with --pgt: from the release file's name)",
     )
     run.add_argument("--teachers", default=None, help="teachers.toml (weights and options)")
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
@@ -150,7 +153,8 @@ def _finish(report: dict[str, Any], out: Path) -> int:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    from dto_humans_hub import AnnotationFileError
+    from dto_humans_hub import AnnotationFileError, StagedBuildError
+    from dto_humans_hub.swap import BuildInProgressError, DatasetFolderError
 
     from .errors import (
         CacheError,
@@ -167,6 +171,9 @@ def _errors() -> tuple[type[BaseException], ...]:
         MissingWeightsError,
         TeachersFileError,
         AnnotationFileError,
+        DatasetFolderError,
+        StagedBuildError,
+        BuildInProgressError,
         CacheError,
         MissingCacheError,
         FileNotFoundError,

@@ -11,7 +11,6 @@ shards' checksums, and join them into one dataset (manifest, checksums, card) fo
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -19,12 +18,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dto_core.body import BodyModel
-from dto_humans_hub.writer import write_atomic
 
 from .cache import TeacherCache, model_id
 from .errors import OutputMismatchError, UsageError
 from .images import Shard, list_images, resolve_shard
-from .outcome import merge_reports
+from .outcome import merge_reports, rejections
 from .profile import StageTimer
 from .runner import NOT_IN_RELEASE, CachedOutputs, InputImage, TeacherOutputs, run_share
 from .settings import (
@@ -33,6 +31,7 @@ from .settings import (
     claim_output,
     differences,
     read_json,
+    write_json,
 )
 from .solve import SolveSettings
 from .teachers import files_digest
@@ -88,19 +87,19 @@ def body_model(
 def list_inputs(
     images: Path, source: str, release: Any | None
 ) -> tuple[list[InputImage], list[str]]:
-    """The run's inputs (every image of the folder, in listing order) and, with a release, the
-    release images absent from the folder.
+    """The run's inputs (every image of the folder, in listing order; `source` a dto-humans-hub
+    source label) and, with a release, the release images absent from the folder.
 
     Raises:
-        ValueError: two folder images map to one release key.
+        UsageError: an unknown source, or two folder images map to one release key.
     """
-    from dto_humans_hub.conventions import SOURCES
+    from dto_humans_hub.conventions import SOURCE_LABELS, SOURCES
 
     paths = list_images(images)
     if release is None:
-        if source not in SOURCES:
-            raise UsageError(f"--source {source!r}: one of {', '.join(SOURCES)}")
-        src = SOURCES.index(source)
+        if source not in SOURCE_LABELS:
+            raise UsageError(f"--source {source!r}: one of {', '.join(SOURCE_LABELS)}")
+        src = SOURCE_LABELS.index(source)
         return [InputImage(p, p, src, i) for i, p in enumerate(paths)], []
     index, seen = release.index, {}
     items = []
@@ -161,23 +160,28 @@ def run_job(
     teachers_only: bool = False,
     progress: Progress = _no_progress,
     environ: Mapping[str, str] = os.environ,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """`apps/dto run`: see the module docstring. Returns this share's report (or the merged
-    report of a single-process run). `teachers_only`: fill the teacher cache of this share and
-    stop (GPU workers; `solve_job` then runs DTO from the cache on CPU workers)."""
+    report of a single-process run). `source`: the rows' source label; default: the release's
+    with `pgt`, else `photos` (any folder of photos). `teachers_only`: fill the teacher cache of
+    this share and stop (GPU workers; `solve_job` then runs DTO from the cache on CPU workers).
+    `figures`: as `merge_job`'s."""
+    from dto_humans_hub.conventions import PHOTOS, SOURCES
+
     from .release import read_release
     from .teachers import build_teachers, load_teachers_config, resolve_device
 
     out, images = Path(out), Path(images)
     share = resolve_shard(shard, environ)
     overrides = dict(overrides or {})
-    release = None if pgt is None else read_release(pgt, source)
-    if release is None and source is None:
+    if pgt is not None and source is not None and source not in SOURCES:
         raise UsageError(
-            "--source: name the image collection of the rows (coco, mpii, aic or insta; the "
-            "dataset schema has no label for other photos yet)"
+            f"--source {source!r} with --pgt: release files exist for "
+            f"{', '.join(SOURCES)} only"
         )
-    items, missing = list_inputs(images, source or "", release)
+    release = None if pgt is None else read_release(pgt, source)
+    items, missing = list_inputs(images, source or PHOTOS, release)
     config = load_teachers_config(teachers)
     device, dtype = resolve_device(device, dtype)
     if device.startswith("cuda") and "LOCAL_RANK" in environ and ":" not in device:
@@ -201,7 +205,7 @@ def run_job(
     settings = {
         "images": str(images.resolve()),
         "body_files": body_files,
-        "source": release.source if release else source,
+        "source": release.source if release else source or PHOTOS,
         "pgt": None if release is None else {"name": release.name, "sha256": release.sha256},
         "models": {stage: model_id(desc) for stage, desc in built.models.items()},
         "depth_model": depth_model,
@@ -232,7 +236,7 @@ def run_job(
         out, share, items, outputs, body, settings, timer, vis_every, progress, images, extra
     )
     if share.count == 1:
-        return merge_job([out])
+        return merge_job([out], figures=figures)
     return report
 
 
@@ -256,8 +260,7 @@ def _teachers_only(
         close()
     summary = {"shard": {"index": share.index, "count": share.count}, "images": len(todo),
                "profile": timer.to_json()}  # fmt: skip
-    data = (json.dumps(summary, indent=1) + "\n").encode()
-    write_atomic(out / "ranks" / share.name / "teachers.json", lambda f: f.write(data))
+    write_json(out / "ranks" / share.name / "teachers.json", summary)
     return summary
 
 
@@ -313,6 +316,7 @@ def _run(
                 "simulated": settings.get("simulated", False),
                 **(extra or {}),
             },
+            synthetic=settings["random_weights"] or settings.get("simulated", False),
         )
     finally:
         close()
@@ -346,10 +350,11 @@ def solve_job(
     kid_template: str | os.PathLike[str] | None = None,
     progress: Progress = _no_progress,
     environ: Mapping[str, str] = os.environ,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """`apps/dto solve`: DTO from the cached teacher outputs of the run in `cache` (a run's
     output folder) into a new run folder `out`. Settings not given are the run's; with the
-    run's own settings the rows are identical to the run's."""
+    run's own settings the rows are identical to the run's. `figures`: as `merge_job`'s."""
     run_dir = Path(cache)
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"--cache {run_dir}: no {RUN_FILE}; pass an `apps/dto run` --out")
@@ -393,26 +398,33 @@ def solve_job(
     report = _run(Path(out), share, items, outputs, body, settings, timer, vis_every, progress,
                   images if images.is_dir() else None)  # fmt: skip
     if share.count == 1:
-        return merge_job([Path(out)])
+        return merge_job([Path(out)], figures=figures)
     return report
 
 
 def merge_job(
-    runs: list[str | os.PathLike[str]], to: str | os.PathLike[str] | None = None
+    runs: list[str | os.PathLike[str]],
+    to: str | os.PathLike[str] | None = None,
+    *,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """`apps/dto merge`: join every share of a run (the run folders of all its processes;
-    usually one folder) into one dataset at `to` (default: the first run folder's `dataset/`).
+    usually one folder) into one dto-humans-hub dataset at `to` (default: the first run folder's
+    `dataset`): the rows of every share's dataset (checksums verified), the images every share
+    dropped (from its report) in the manifest, the reports and profiles added up. `figures`:
+    draw the statistics figures of the dataset card (matplotlib, about a second).
 
     Raises:
         OutputMismatchError: shares of different settings, missing or unfinished shares,
             shards failing their checksums, or a `to` holding another dataset.
     """
-    import numpy as np
-
-    from dto_humans_hub import AnnotationBatch, Conversion, Rejection, build_dataset
-    from dto_humans_hub.build import read_config_table
-    from dto_humans_hub.convert import InputFile
-    from dto_humans_hub.writer import DatasetVerificationError, verify_dataset
+    from dto_humans_hub import (
+        DatasetVerificationError,
+        build_dataset,
+        convert_built_dataset,
+        merge_conversions,
+        verify_dataset,
+    )
 
     runs = [Path(r) for r in runs]
     settings = []
@@ -444,48 +456,47 @@ def merge_job(
     if problems:
         raise OutputMismatchError("cannot merge:\n  " + "\n  ".join(problems))
 
-    conversions, reports, profile = [], [], StageTimer()
+    conversions, rejected, reports, profile = [], [], [], StageTimer()
     for index in range(count):
         folder = shares[index]
         reports.append(read_json(folder / "report.json"))
         profile.merge(StageTimer.from_json(read_json(folder / "profile.json")))
-        if not (folder / "dataset").is_dir() and reports[-1]["persons"]["written"] == 0:
-            continue  # a share without people has no shards (see outcome.to_conversion)
+        rejected += rejections(reports[-1], folder.name)
+        if reports[-1]["images"]["written"] == 0:
+            continue  # no row, so no dataset: its report accounts for every image
         try:
-            manifest = verify_dataset(folder / "dataset")
+            verify_dataset(folder / "dataset")
         except DatasetVerificationError as exc:
             raise OutputMismatchError(f"share {index}: {exc}") from exc
-        batch = AnnotationBatch.from_arrow(read_config_table(folder / "dataset"))
-        entry = manifest["configs"]["annotations"]
-        rejected = tuple(Rejection(**r) for r in entry.get("rejected", []))
-        digest = entry["input_digest"]
-        size = entry["splits"]["train"]["num_bytes"]
-        conversions.append(
-            Conversion(
-                batch,
-                rejected,
-                (InputFile(folder.name, size, digest, batch.num_images),),
-                np.zeros(batch.num_images, np.int64),
-            )
-        )
+        conversions.append(convert_built_dataset(folder / "dataset", name=folder.name))
 
-    target = Path(to) if to is not None else runs[0] / "dataset"
-    inputs = [dataclasses.asdict(c.inputs[0]) for c in conversions]
-    if (target / "manifest.json").is_file():
-        old = read_json(target / "manifest.json")["configs"].get("annotations", {})
-        if old.get("inputs") != inputs:
-            raise OutputMismatchError(
-                f"{target} holds another dataset (other inputs); pass another --to or delete it"
-            )
     report = merge_reports(reports)
     if conversions:
-        build_dataset(target, conversions)
+        merged = dataclasses.replace(merge_conversions(conversions), rejected=tuple(rejected))
+        target = Path(to) if to is not None else runs[0] / "dataset"
+        _check_merge_target(target, merged.inputs)
+        build_dataset(target, merged, figures=figures)
         report["dataset"] = str(target)
     report["random_weights"] = any(r.get("random_weights") for r in reports)
     report["simulated"] = any(r.get("simulated") for r in reports)
     if "release_images_not_in_folder" in reports[0]:  # the same list in every share
         report["release_images_not_in_folder"] = reports[0]["release_images_not_in_folder"]
-    for name, value in (("report.json", report), ("profile.json", profile.to_json())):
-        data = (json.dumps(value, indent=1) + "\n").encode()
-        write_atomic(runs[0] / name, lambda f, data=data: f.write(data))
+    write_json(runs[0] / "report.json", report)
+    write_json(runs[0] / "profile.json", profile.to_json())
     return report
+
+
+def _check_merge_target(target: Path, inputs: tuple[Any, ...]) -> None:
+    """Refuse to replace a dataset that is not an earlier merge of these same shares."""
+    from dto_humans_hub.swap import DatasetFolderError, current_build, dataset_path
+    from dto_humans_hub.writer import read_manifest
+
+    try:
+        build = current_build(dataset_path(target))
+    except DatasetFolderError as exc:
+        raise OutputMismatchError(f"--to: {exc}") from exc
+    old = None if build is None else read_manifest(build)["families"].get("annotations")
+    if old is not None and old["inputs"] != [dataclasses.asdict(f) for f in inputs]:
+        raise OutputMismatchError(
+            f"{target} holds another dataset (other inputs); pass another --to or delete it"
+        )

@@ -26,8 +26,8 @@ from typing import Any, Literal
 import numpy as np
 
 from dto_core import CrowdResult, CueStatus
+from dto_core.atomic import write_atomic
 from dto_humans_hub import Conversion, DTORun, Rejection, convert_dto_run
-from dto_humans_hub.writer import write_atomic
 
 from .solve import ImageSolution, concat_results
 
@@ -39,6 +39,7 @@ __all__ = [
     "format_report",
     "load_part",
     "merge_reports",
+    "rejections",
     "save_part",
     "to_conversion",
 ]
@@ -69,8 +70,9 @@ PERSON_REASONS = {
 }
 """Reason codes of people dropped from images that are written."""
 
-NEVER_WRITTEN = frozenset({"update_failed"})
-"""Solved images never written, even with keep="all" (their bodies were not updated)."""
+NEVER_WRITTEN = frozenset({"update_failed", "invalid_teacher_output"})
+"""Solved images never written, even with keep="all": their bodies were not updated, or no
+person was usable (the row would claim an image without people)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def save_part(path: str | Path, outcomes: list[ImageOutcome]) -> None:
             arrays[f"result.{f.name}"] = getattr(result, f.name)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    write_atomic(Path(path), lambda f: f.write(buffer.getbuffer()))
+    write_atomic(path, lambda f: f.write(buffer.getbuffer()), fsync=True)
 
 
 def load_part(path: str | Path) -> list[ImageOutcome]:
@@ -193,21 +195,42 @@ def is_written(outcome: ImageOutcome, keep: Literal["kept", "all"]) -> bool:
     return outcome.reason == "" or (keep == "all" and outcome.reason not in NEVER_WRITTEN)
 
 
-def to_conversion(
-    outcomes: list[ImageOutcome], keep: Literal["kept", "all"], name: str
-) -> Conversion | None:
-    """The DTO-Humans rows of the written images, every other image as a `Rejection` with its
-    reason code ("invalid" before DTO, "filtered" by DTO); None when no person is written.
+def _dropped_image(outcome: ImageOutcome) -> dict[str, str]:
+    """The report entry of an image that is not written; `kind` as dto-humans-hub's `Rejection`:
+    "invalid" (dropped before DTO) or "filtered" (by DTO)."""
+    return {
+        "path": outcome.path,
+        "key": outcome.key,
+        "reason": outcome.reason,
+        "detail": outcome.detail,
+        "kind": "invalid" if outcome.solution is None else "filtered",
+    }
 
-    (dto-humans-hub cannot convert or hash zero-size arrays yet: `convert_dto_run` reshapes
-    (0, -1) and `input_digest` casts a memoryview. A share without people is therefore recorded
-    by its report alone, and `merge` skips it.)
-    """
+
+def rejections(report: dict[str, Any], name: str) -> tuple[Rejection, ...]:
+    """The dropped images of a report as dto-humans-hub `Rejection`s of the input `name`
+    (reason `code: detail`), for a dataset's manifest."""
+    return tuple(
+        Rejection(name, e["key"], f"{e['reason']}: {e['detail']}", e["kind"])
+        for e in report["dropped_images"]
+    )
+
+
+def to_conversion(
+    outcomes: list[ImageOutcome],
+    keep: Literal["kept", "all"],
+    name: str,
+    *,
+    synthetic: bool = False,
+) -> Conversion | None:
+    """The DTO-Humans rows of the written images (input `name`; `synthetic`: simulated teachers
+    or random weights, so the dataset is marked synthetic), every other image as a `Rejection`
+    with its reason code; None when no image is written (a dataset needs rows)."""
     written = [o for o in outcomes if is_written(o, keep)]
+    if not written:
+        return None
     solutions = [o.solution for o in written]
     n = sum(len(s) for s in solutions)
-    if n == 0:
-        return None
 
     def stack(field: str, shape: tuple[int, ...]) -> np.ndarray:
         return np.concatenate(
@@ -222,7 +245,7 @@ def to_conversion(
         intrinsics=np.array([s.K for s in solutions], np.float64).reshape(-1, 3, 3),
         offsets=np.cumsum([0] + [len(s) for s in solutions]).astype(np.int64),
         smpl_pose=stack("smpl_pose", (72,)),
-        smpl_betas=stack("betas", (-1,)),
+        smpl_betas=stack("betas", np.shape(solutions[0].betas)[1:]),
         transl_cam=stack("transl", (3,)),
         is_released=np.concatenate([s.is_released for s in solutions]),
         age=stack("age", ()),
@@ -231,19 +254,10 @@ def to_conversion(
         bbox_xyxy=stack("boxes_xyxy", (4,)),
         keypoints_2d=np.concatenate([keypoints, np.full((n, 44, 1), np.nan)], axis=2),
         name=name,
+        synthetic=synthetic,
     )
     conversion = convert_dto_run(run, keep="all")
-    rejected = tuple(
-        Rejection(
-            name,
-            o.key,
-            f"{o.reason}: {o.detail}",
-            "invalid" if o.solution is None else "filtered",
-        )
-        for o in outcomes
-        if not is_written(o, keep)
-    )
-    return dataclasses.replace(conversion, rejected=rejected)
+    return dataclasses.replace(conversion, rejected=rejections(build_report(outcomes, keep), name))
 
 
 def build_report(outcomes: list[ImageOutcome], keep: Literal["kept", "all"]) -> dict[str, Any]:
@@ -257,7 +271,7 @@ def build_report(outcomes: list[ImageOutcome], keep: Literal["kept", "all"]) -> 
         if not is_written(o, keep):
             images[o.reason] += 1
             persons[o.reason] += o.teacher_persons
-            dropped_images.append({"path": o.path, "reason": o.reason, "detail": o.detail})
+            dropped_images.append(_dropped_image(o))
             continue
         s = o.solution
         written_images += 1

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dto_core import CueStatus
+from dto_core.atomic import write_atomic
 from dto_core.synthetic import DepthErrors, SyntheticCrowds
 
 from .outcome import ImageOutcome, load_part
@@ -83,19 +84,19 @@ def pixel_ablation(
     if not (images / "synthetic.json").is_file():
         write_photos(images, make_photos(body, num_photos, seed=seed, image_size=image_size), body)
     photos, _ = load_photos(images, body)
-    (work / "simulated.toml").write_text('[simulated]\nphotos = "images"\n')
+    write_atomic(work / "simulated.toml", lambda f: f.write(b'[simulated]\nphotos = "images"\n'))
     progress = progress or _no_progress
     run = work / "run"
     run_job(
-        images=images, out=run, teachers=work / "simulated.toml", source="coco",
-        device="cpu", keep="all", smpl_dir=smpl, progress=progress,
+        images=images, out=run, teachers=work / "simulated.toml", device="cpu", keep="all",
+        smpl_dir=smpl, progress=progress, figures=False,
     )  # fmt: skip
     runs = {}
     for variant, intra in METHODS:
         name = f"{variant} +D" + ("+X" if intra else "")
         out = work / name.replace(" ", "_").replace("+", "")
         solve_job(cache=run, out=out, variant=variant, overrides={"intra_scale": intra},
-                  keep="all", progress=progress)  # fmt: skip
+                  keep="all", progress=progress, figures=False)  # fmt: skip
         runs[name] = _outcomes(out)
 
     # the evaluated people: the teacher stage's people of photos that reached DTO, kept by the

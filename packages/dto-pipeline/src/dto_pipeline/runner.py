@@ -7,10 +7,11 @@ Output folder of a run (`OUT`):
     cache/<stage>/<model id>/...          teacher outputs per image (`dto_pipeline.cache`)
     ranks/rank-IIIII-of-NNNNN/
         parts/part-CCCCCC.npz             every image's outcome, a chunk at a time
-        dataset/                          the share's DTO-Humans shards (dto-humans-hub's writer)
+        dataset -> .dataset.builds/b-...  the share's DTO-Humans shards (dto-humans-hub's build)
         vis/*.png                         `--vis-every` panels
         report.json, profile.json         written last: the share is complete
-    dataset/, report.json, profile.json   `merge` of all shares
+    dataset -> .dataset.builds/b-...      `merge` of all shares (a dto-humans-hub dataset link)
+    report.json, profile.json
 
 Resume: a part is written (atomically) only when its whole chunk is solved, every teacher output
 is cached as soon as it exists, and the share's shards are written by dto-humans-hub's resumable
@@ -35,13 +36,13 @@ import numpy as np
 
 from dto_core.body import BodyModel
 from dto_humans_hub import build_dataset
-from dto_humans_hub.writer import write_atomic
 
 from .cache import PersonsEntry, TeacherCache
 from .errors import MissingCacheError
 from .images import ImageReadError, Shard, decode_image
 from .outcome import ImageOutcome, build_report, load_part, save_part, to_conversion
 from .profile import StageTimer
+from .settings import write_json
 from .solve import SolveSettings, solve_image
 
 __all__ = ["InputImage", "TeacherOutputs", "run_share"]
@@ -166,8 +167,11 @@ def run_share(
     vis: Callable[[InputImage, ImageOutcome, np.ndarray | None], None] | None = None,
     progress: Callable[[int], None] = lambda n: None,
     extra_report: dict[str, Any] | None = None,
+    synthetic: bool = False,
 ) -> dict[str, Any]:
     """Process this share's `items` (in order) into `out/ranks/<shard>/`; returns its report.
+    `synthetic`: the rows come from simulated teachers or random weights (the share's dataset
+    is marked synthetic, and so is every dataset merged from it).
 
     `outputs(item)`: the teacher outputs (`TeacherOutputs` or `CachedOutputs`), timing into
     `timer` (the process's live timer). `vis(item, outcome, pixels)` draws the panel of every
@@ -206,13 +210,13 @@ def run_share(
         with timer.stage("write", images=len(batch)):
             save_part(part, done)
         spent = timer.minus(before)
-        _write_json(profile_file, spent.to_json())
+        write_json(profile_file, spent.to_json())
         total.merge(spent)
         outcomes += done
 
-    conversion = to_conversion(outcomes, keep, shard.name)
+    conversion = to_conversion(outcomes, keep, shard.name, synthetic=synthetic)
     start = time.perf_counter()
-    if conversion is not None:  # None: no person to write (see to_conversion)
+    if conversion is not None:  # None: no image written, no dataset (its report says why)
         build_dataset(rank_dir / "dataset", conversion, figures=False)
     total.add("write", time.perf_counter() - start, images=0)
     report = {
@@ -220,8 +224,8 @@ def run_share(
         **(extra_report or {}),
         **build_report(outcomes, keep),
     }
-    _write_json(rank_dir / "profile.json", total.to_json())
-    _write_json(report_path, report)  # last: marks the share complete
+    write_json(rank_dir / "profile.json", total.to_json())
+    write_json(report_path, report)  # last: marks the share complete
     return report
 
 
@@ -257,7 +261,3 @@ def _process(
             vis(item, outcome, pixels)
     return dataclasses.replace(outcome, solution=dataclasses.replace(solution, views=None))
 
-
-def _write_json(path: Path, value: Any) -> None:
-    data = (json.dumps(value, indent=1) + "\n").encode()
-    write_atomic(path, lambda f: f.write(data))

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from dto_core import DTOConfig
+from dto_core.atomic import write_atomic
 from dto_core.cues import CueConfig
-from dto_humans_hub.writer import write_atomic
 
 from .errors import OutputMismatchError, UsageError
 
@@ -29,6 +29,7 @@ __all__ = [
     "listing_digest",
     "parse_overrides",
     "read_json",
+    "write_json",
 ]
 
 RUN_FILE = "run.json"
@@ -99,9 +100,11 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def _write_json(path: Path, value: Any) -> None:
+def write_json(path: str | os.PathLike[str], value: Any) -> None:
+    """Write `value` as indented JSON, atomically and flushed to disk (a resumed job trusts the
+    files it finds)."""
     data = (json.dumps(value, indent=1) + "\n").encode()
-    write_atomic(path, lambda f: f.write(data))
+    write_atomic(path, lambda f: f.write(data), fsync=True)
 
 
 def differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -158,5 +161,5 @@ def claim_output(out: str | os.PathLike[str], settings: dict[str, Any], images: 
                 "use another --out"
             )
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / IMAGES_FILE, images)
-    _write_json(run_path, settings)
+    write_json(out / IMAGES_FILE, images)
+    write_json(run_path, settings)

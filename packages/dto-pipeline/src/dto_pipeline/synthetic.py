@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from dto_core.atomic import write_atomic
 from dto_core.body import BodyModel
 from dto_core.camera import project
 from dto_core.synthetic import SyntheticCrowds, TeacherModel, sample_crowds
@@ -230,7 +231,8 @@ def write_photos(
         "images": [{"name": n, "pixels_sha256": d} for n, d in zip(photos.names, digests,
                                                                     strict=True)],
     }  # fmt: skip
-    (folder / SIDECAR).write_text(json.dumps(sidecar, indent=1) + "\n")
+    text = json.dumps(sidecar, indent=1) + "\n"
+    write_atomic(folder / SIDECAR, lambda f: f.write(text.encode()))
     return paths
 
 
