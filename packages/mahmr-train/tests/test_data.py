@@ -57,6 +57,12 @@ def test_dto_humans_rows_keep_their_3d_people(data_root: Path, bodies: BodyModel
     record = coco[1]
     np.testing.assert_allclose(by_key[record.key].transl, record.transl, rtol=1e-6)
     np.testing.assert_allclose(by_key[record.key].intrinsics, record.intrinsics, rtol=1e-6)
+    # MA-HMR's flags from the dataset's columns: every released row is 3D (kept); MPII does not
+    # annotate every person (all_people_annotated), the other sources do
+    mpii = build_source(DatasetSpec("mpii", split="train_opt"), data_root, bodies)
+    mpii_keys = {mpii[i].key for i in range(len(mpii))}
+    assert all(r.has_3d for r in by_key.values())
+    assert {k for k, r in by_key.items() if not r.detect_all} == mpii_keys and len(mpii_keys) == 3
 
 
 def test_missing_folder_file_and_image_are_named(

@@ -202,7 +202,11 @@ def _dto_humans(directory: Path, spec: DatasetSpec, root: Path) -> _Source:
     """A built DTO-Humans dataset (`load_dataset(folder)`) joined to the local images."""
     from datasets import load_dataset
 
-    from dto_humans_hub.conventions import SOURCES  # the hub stack: on use
+    from dto_humans_hub.conventions import (  # the hub stack: on use
+        DTO_STATUSES,
+        PHOTOS,
+        SOURCES,
+    )
     from dto_humans_hub.images import attach_images
     from dto_humans_hub.reader import TRAIN_COLUMNS, ImageRows
 
@@ -212,6 +216,7 @@ def _dto_humans(directory: Path, spec: DatasetSpec, root: Path) -> _Source:
     if spec.downsample > 1:
         dataset = dataset.select(range(0, len(dataset), spec.downsample))
     folders = {s: str(image_folder(root / FOLDERS[s], s)) for s in SOURCES}
+    folders[PHOTOS] = str(root / PHOTOS)  # rows of `apps/dto run` on a photo folder
     try:
         dataset = attach_images(dataset, folders)
     except FileNotFoundError as exc:
@@ -221,13 +226,14 @@ def _dto_humans(directory: Path, spec: DatasetSpec, root: Path) -> _Source:
 
     def make(i: int) -> ImageRecord:
         row = rows[i]
-        source = SOURCES[int(row["source"])]
         n = int(row["num_people"])
         return ImageRecord.camera_frame(
             row["image_key"], Path(row["image"]["path"]), row["intrinsics"],
             row["smpl_pose"].reshape(n, 72), row["smpl_betas"], row["transl_cam"],
-            has_3d=int(row["dto_status"]) == 1, detect_all=source not in NOT_ALL_ANNOTATED,
+            has_3d=int(row["dto_status"]) == kept, detect_all=bool(row["all_people_annotated"]),
         )  # fmt: skip
+
+    kept = DTO_STATUSES.index("kept")
 
     return _Source("dto_humans", keys, make)
 
