@@ -48,6 +48,7 @@ def test_demo_runs_with_only_the_plain_uv_run_install(tmp_path):
         ("dto", "demo", "--pixels", "2"): "uv run --all-packages apps/dto demo --pixels",
         ("infer", "x.jpg", "--model", "tiny"): "uv run --all-packages apps/infer",
         ("publish", "dataset", "x", "--dry-run"): "uv run --all-packages apps/publish",
+        ("train", "--config", "tiny"): "uv run --all-packages apps/train",
     }
     for (app, *args), hint in heavy.items():
         proc = subprocess.run(

@@ -23,12 +23,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mahmr_model import CheckpointError
-from mahmr_train import ConfigError, available_configs, load_config
-from mahmr_train.checkpoint import CONFIG_FILE, find_checkpoint
-from mahmr_train.config import CompatConfig, apply_overrides, config_from_dict, config_to_dict
-from mahmr_train.data.records import DataError
-from mahmr_train.trainer import Distributed, Trainer
+try:
+    from mahmr_model import CheckpointError
+    from mahmr_train import ConfigError, available_configs, load_config
+    from mahmr_train.checkpoint import CONFIG_FILE, find_checkpoint
+    from mahmr_train.config import CompatConfig, apply_overrides, config_from_dict, config_to_dict
+    from mahmr_train.data.records import DataError
+    from mahmr_train.trainer import Distributed, Trainer
+except ModuleNotFoundError as missing:  # the light `uv run` install
+    raise SystemExit(
+        f"apps/train: {missing.name} is not installed: this app needs the whole workspace; "
+        "run `uv run --all-packages apps/train ...` once (later a plain `uv run` keeps it)"
+    ) from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
